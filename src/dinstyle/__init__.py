@@ -1,0 +1,13 @@
+"""dinstyle: fast arbitrary image and video style transfer with Dynamic Instance Normalization."""
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy, so `python -m dinstyle.lite` never imports torch
+    if name == "Stylizer":
+        from .api import Stylizer
+
+        return Stylizer
+    raise AttributeError(name)
+
+
+__all__ = ["Stylizer", "__version__"]

@@ -1,0 +1,62 @@
+"""`dinstyle` command line: a thin layer that parses, calls the API and prints.
+
+Each command lives in its own module exposing ``register(subparsers)``, which adds a parser with
+``set_defaults(func=run)``; ``run(args) -> int`` returns the exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+from .. import __version__
+from ..errors import DinstyleError
+
+COMMANDS = ["stylize", "profile"]  # module names under dinstyle.cli, in help order
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse would print the whole usage)
+        raise SystemExit(_fail(f"{message} (see '{self.prog} --help')", 2))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"dinstyle: error: {message}", file=sys.stderr)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dinstyle", description="Fast arbitrary style transfer with Dynamic Instance Normalization.")
+    parser.add_argument("--version", action="version", version=f"dinstyle {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        importlib.import_module(f".{name.replace('-', '_')}", __name__).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    warnings.showwarning = lambda msg, *a, **k: print(f"dinstyle: warning: {msg}", file=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except DinstyleError as e:
+        return _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except (MemoryError, torch_oom()) as e:
+        return _fail(f"out of memory ({str(e).splitlines()[0][:120]}); try a smaller --max-size or --tile", 1)
+
+
+def torch_oom() -> type:
+    import torch
+
+    return getattr(torch, "OutOfMemoryError", MemoryError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`dinstyle profile`: params and GMACs per architecture, style path vs content path."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("profile", help="params and multiply-accumulates of each architecture (style vs content path)")
+    p.add_argument("--model", action="append", metavar="NAME|FILE",
+                   help="architecture name or model file (repeatable; default: every registered architecture)")
+    p.add_argument("--sizes", default="256,512,1024", help="comma-separated square image sizes (default 256,512,1024)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import UsageError
+    from ..models import ARCHS, load_model
+    from ..profile import markdown_table, profile_all
+
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    except ValueError:
+        raise UsageError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+    if not sizes or min(sizes) < 16:
+        raise UsageError("--sizes needs at least one size >= 16")
+    models = None
+    if args.model:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # untrained weights do not change the counts
+            models = {m: load_model(m) for m in args.model}
+        if not all(m in ARCHS for m in args.model):
+            models = {getattr(m, "arch", k) if k not in ARCHS else k: m for k, m in models.items()}
+    result = profile_all(sizes=sizes, models=models)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for s in sizes:
+            print(markdown_table(result, s), end="\n\n")
+    return 0

@@ -1,0 +1,104 @@
+"""Dynamic Instance Normalization: instance norm, then a convolution whose kernel and bias come from the style.
+
+AdaIN is the special case k=1, groups=C, weight=sigma(style), bias=mu(style).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPS = 1e-5
+
+
+def instance_stats(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and std over H, W (biased variance, as in instance norm)."""
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    return mean, (var + eps).sqrt()
+
+
+def pad_same(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Reflect-pad for a 'same' k x k conv (replicate when the map is too small to reflect)."""
+    p = k // 2
+    if p == 0:
+        return x
+    mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
+    return F.pad(x, (p, p, p, p), mode=mode)
+
+
+def dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int = 1) -> torch.Tensor:
+    """Per-sample 'same' convolution without a Python loop: the batch is folded into conv groups.
+
+    x: (B, C, H, W); weight: (B or 1, Cout, C // groups, k, k); bias: (B or 1, Cout) or None.
+    """
+    b, c, h, w = x.shape
+    if weight.shape[0] != b:
+        weight = weight.expand(b, *weight.shape[1:])
+    cout, k = weight.shape[1], weight.shape[-1]
+    y = F.conv2d(pad_same(x, k).reshape(1, b * c, h + k // 2 * 2, w + k // 2 * 2),
+                 weight.reshape(b * cout, c // groups, k, k), groups=b * groups)
+    y = y.view(b, cout, h, w)
+    if bias is not None:
+        y = y + bias.expand(b, cout).reshape(b, cout, 1, 1)
+    return y
+
+
+def dynamic_conv2d_reference(x, weight, bias, groups: int = 1):
+    """Slow reference: one ordinary conv per sample (tests compare the folded version with it)."""
+    outs = []
+    for i in range(x.shape[0]):
+        wi = weight[i if weight.shape[0] > 1 else 0]
+        bi = None if bias is None else bias[i if bias.shape[0] > 1 else 0]
+        outs.append(F.conv2d(pad_same(x[i : i + 1], wi.shape[-1]), wi, bi, groups=groups))
+    return torch.cat(outs)
+
+
+def identity_kernel(channels: int, groups: int, k: int) -> torch.Tensor:
+    """The (C, C/g, k, k) kernel that maps every channel to itself: DIN with it is plain instance norm."""
+    cg = channels // groups
+    w = torch.zeros(channels, cg, k, k)
+    w[torch.arange(channels), torch.arange(channels) % cg, k // 2, k // 2] = 1.0
+    return w
+
+
+class DIN(nn.Module):
+    """IN(x) followed by a dynamic k x k convolution with ``groups`` groups (C in, C out).
+
+    ``mean``/``std`` may be given from outside: tiling passes whole-image statistics and video
+    passes time-smoothed ones. Subclasses (deformable DIN) override ``conv``.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, groups: int = 1, eps: float = EPS):
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"channels {channels} not divisible by groups {groups}")
+        self.channels, self.kernel_size, self.groups, self.eps = channels, kernel_size, groups, eps
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.channels, self.channels // self.groups, self.kernel_size, self.kernel_size)
+
+    def normalize(self, x, mean=None, std=None):
+        if mean is None or std is None:
+            mean, std = instance_stats(x, self.eps)
+        return (x - mean) / std
+
+    def conv(self, xn: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stroke=None) -> torch.Tensor:
+        return dynamic_conv2d(xn, weight, bias, self.groups)  # a plain kernel has no stroke control
+
+    def forward(self, x, weight, bias, mean=None, std=None):
+        return self.conv(self.normalize(x, mean, std), weight, bias)
+
+    def uncounted_macs(self, x: torch.Tensor) -> int:
+        """Instance norm is elementwise (the flop counter skips it): ~2 MACs per element (stats + scale)."""
+        return 2 * x.numel()
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, kernel_size={self.kernel_size}, groups={self.groups}"
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Reference AdaIN (Huang & Belongie 2017) used by tests and the baseline."""
+    cm, cs = instance_stats(content, eps)
+    sm, ss = instance_stats(style, eps)
+    return (content - cm) / cs * ss + sm

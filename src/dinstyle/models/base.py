@@ -1,0 +1,104 @@
+"""What every style-transfer model offers: encode a style once, stylize many contents with it."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbones import Backbone
+from ..layers.din import DIN
+from ..stylecode import StyleCode
+
+# stats_fn(level_name, pre-norm features) -> (mean, std) to use instead of the features' own, or None.
+StatsFn = Callable[[str, torch.Tensor], Optional[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad bottom/right so H and W are multiples of m (reflect; replicate for tiny images)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+class StyleTransferNet(nn.Module):
+    """Base class. Subclasses set ``arch``, ``config``, ``pad_multiple``, ``style_encoder`` and ``dins``
+    (a ModuleDict of DIN layers) and implement ``encode_content``/``decode`` around ``apply_din``.
+
+    Images are RGB float tensors in [0, 1], shape (B, 3, H, W); outputs are unclamped.
+    """
+
+    arch: str = ""
+    pad_multiple: int = 8
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    # ------------------------------------------------------------------ style side (once per style)
+    def encode_style(self, style: torch.Tensor) -> StyleCode:
+        return StyleCode(self.style_encoder(style), {"arch": self.arch})
+
+    # ------------------------------------------------------------------ content side (per image)
+    def stylize(self, content: torch.Tensor, code: StyleCode | Sequence[StyleCode], alpha: float = 1.0,
+                masks: Sequence[torch.Tensor] | None = None, stats_fn: StatsFn | None = None,
+                stroke: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Restyle ``content`` with one code, or several codes each weighted by a soft mask (B|1, 1, H, W)
+        that sums to one over the codes. ``alpha`` in [0, 1] blends DIN's output with its input features
+        (0 = plain reconstruction of the content). ``stroke`` (a number or a (B|1, 1, H, W) map of
+        multipliers, 1 = as trained) reaches each DIN layer's ``conv``; deformable DIN scales its sampling
+        offsets with it, plain DIN ignores it. Any H, W works: padded, then cropped back."""
+        codes = [code] if isinstance(code, StyleCode) else list(code)
+        if masks is not None and len(masks) != len(codes):
+            raise ValueError(f"{len(masks)} masks for {len(codes)} styles")
+        x, (h, w) = pad_to_multiple(content, self.pad_multiple)
+        if masks is not None:
+            masks = [pad_to_multiple(m, self.pad_multiple)[0] for m in masks]
+        if torch.is_tensor(stroke):
+            stroke = pad_to_multiple(stroke, self.pad_multiple)[0]
+        self._din_ctx = (codes, masks, float(alpha), stats_fn, stroke)
+        try:
+            y = self.decode(self.encode_content(x))
+        finally:
+            self._din_ctx = None
+        return y[..., :h, :w]
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        return self.stylize(content, self.encode_style(style), alpha)
+
+    def apply_din(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """DIN level ``name`` with the codes/masks/alpha/stats of the current ``stylize`` call."""
+        codes, masks, alpha, stats_fn, stroke = self._din_ctx
+        din: DIN = self.dins[name]
+        stats = stats_fn(name, x) if stats_fn is not None else None
+        xn = din.normalize(x, *(stats or (None, None)))
+        y = None
+        for i, code in enumerate(codes):
+            yi = din.conv(xn, code[f"{name}.weight"].to(x.dtype), code[f"{name}.bias"].to(x.dtype), stroke=stroke)
+            if masks is not None:
+                yi = yi * F.interpolate(masks[i].to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            y = yi if y is None else y + yi
+        return y if alpha == 1.0 else x + alpha * (y - x)
+
+    def encode_content(self, x: torch.Tensor):
+        raise NotImplementedError
+
+    def decode(self, feats) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ persistence helpers
+    def frozen_prefixes(self) -> list[str]:
+        """State-dict prefixes of frozen backbones: rebuilt from their own weight files, never saved."""
+        return [n + "." for n, m in self.named_modules() if isinstance(m, Backbone) and n]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        frozen = tuple(self.frozen_prefixes())
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(frozen)}
+
+    def describe(self) -> dict:
+        return {"arch": self.arch, "config": asdict(self.config)}

@@ -1,0 +1,59 @@
+"""Small building blocks: reflect-padded convs, MobileNet depthwise-separable blocks, upsampling.
+
+No batch/instance norm inside the content path: DIN is its only normalisation, so whole-image
+statistics (tiling) and time-smoothed statistics (video) can be injected at the DIN layers alone.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers.din import pad_same
+
+
+class Conv(nn.Module):
+    """Reflect-padded k x k conv (+ ReLU)."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True):
+        super().__init__()
+        self.k, self.act = k, act
+        self.conv = nn.Conv2d(cin, cout, k, stride, groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(pad_same(x, self.k))
+        return F.relu(y) if self.act else y
+
+
+class DWSep(nn.Module):
+    """MobileNet depthwise-separable block: 3x3 depthwise (optionally strided) + 1x1 pointwise."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, act: bool = True):
+        super().__init__()
+        self.dw = Conv(cin, cin, 3, stride, groups=cin)
+        self.pw = Conv(cin, cout, 1, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw(self.dw(x))
+
+
+class ResDWSep(nn.Module):
+    """Residual pair of depthwise-separable blocks at the bottleneck."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(DWSep(c, c), DWSep(c, c, act=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
+class Up(nn.Module):
+    """Nearest 2x upsampling then a conv block: no transposed convs, so no checkerboards."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(F.interpolate(x, scale_factor=2.0, mode="nearest"))

@@ -1,0 +1,71 @@
+"""din-mobilenet: the paper's compact architecture (our reconstruction).
+
+content --[3x3 s2, DWSep s2, DWSep, DWSep s2]--> 1/8 --DIN(relu4_1)--> residual DWSep blocks
+        --up, DWSep--> 1/4 --DIN(relu3_1)--> DWSep --up, DWSep--> 1/2 --DIN(relu2_1)--> up, 3x3 conv --> image
+
+Full-resolution layers are the expensive ones, so the only full-resolution layer is the output conv;
+the budget goes to the 1/8 bottleneck and to the grouped dynamic kernels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..backbones import create_backbone
+from ..layers.din import DIN
+from .base import StyleTransferNet
+from .blocks import Conv, DWSep, ResDWSep, Up
+from .style import DINSpec, StyleEncoder
+
+
+@dataclass
+class DINMobileNetConfig:
+    widths: tuple[int, int, int] = (32, 64, 128)  # channels at 1/2, 1/4, 1/8
+    res_blocks: int = 4
+    din_kernel: int = 3
+    din_groups: tuple[int, int, int] = (4, 4, 32)  # at 1/8, 1/4, 1/2 (32 at 1/2 = depthwise)
+    style_encoder: str = "vgg19"
+    style_hidden: int = 128
+    seed: int = 0  # for random-* style encoders
+    deformable: bool = False  # deformable DIN levels (see layers/deform.py)
+
+
+class DINMobileNet(StyleTransferNet):
+    arch = "din-mobilenet"
+    pad_multiple = 8
+
+    def __init__(self, config: DINMobileNetConfig | None = None, backbone=None):
+        super().__init__(config or DINMobileNetConfig())
+        c = self.config
+        w2, w4, w8 = c.widths
+        g8, g4, g2 = c.din_groups
+        self.specs = [DINSpec("din8", w8, c.din_kernel, g8, 3), DINSpec("din4", w4, c.din_kernel, g4, 2),
+                      DINSpec("din2", w2, c.din_kernel, g2, 1)]
+        backbone = backbone or create_backbone(c.style_encoder, seed=c.seed)
+        self.style_encoder = StyleEncoder(backbone, self.specs, c.style_hidden)
+        self.dins = nn.ModuleDict({s.name: self.make_din(s) for s in self.specs})
+        self.encoder = nn.Sequential(Conv(3, w2, 3, stride=2), DWSep(w2, w4, stride=2), DWSep(w4, w4),
+                                     DWSep(w4, w8, stride=2))
+        self.bottleneck = nn.Sequential(*[ResDWSep(w8) for _ in range(c.res_blocks)])
+        self.up4 = Up(DWSep(w8, w4))
+        self.mid4 = DWSep(w4, w4)
+        self.up2 = Up(DWSep(w4, w2))
+        self.out = Up(Conv(w2, 3, 3, act=False))
+
+    def make_din(self, spec: DINSpec) -> nn.Module:
+        if self.config.deformable:
+            from ..layers.deform import DeformableDIN
+
+            return DeformableDIN(spec.channels, spec.kernel_size, spec.groups)
+        return DIN(spec.channels, spec.kernel_size, spec.groups)
+
+    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        f = self.bottleneck(self.apply_din("din8", f))
+        f = self.mid4(self.apply_din("din4", self.up4(f)))
+        f = self.apply_din("din2", self.up2(f))
+        return self.out(f)

@@ -1,0 +1,116 @@
+"""Build any model by name, and save/load self-describing model files.
+
+A model file is safetensors holding the trainable weights only (frozen backbones come from their own
+packages) with metadata: format, arch, config (JSON), style backbone, dinstyle version, and free-form
+training info.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..weights import FORMAT, FORMAT_VERSION, WeightsError, load_safetensors, save_safetensors
+from .adain import AdaIN, AdaINConfig
+from .base import StyleTransferNet
+from .din_mobilenet import DINMobileNet, DINMobileNetConfig
+from .din_vgg import DINVGG, DINVGGConfig
+
+ARCHS: dict[str, tuple[type[StyleTransferNet], type, dict]] = {
+    "din-mobilenet": (DINMobileNet, DINMobileNetConfig, {}),
+    "din-vgg": (DINVGG, DINVGGConfig, {}),
+    "adain": (AdaIN, AdaINConfig, {}),
+}
+DEFAULT_MODEL = "din-mobilenet"
+
+
+def _config(cls: type, values: dict) -> Any:
+    """Dataclass from a dict (lists from JSON become tuples); unknown keys are an error."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown config keys for {cls.__name__}: {sorted(unknown)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def create_model(arch: str, **config: Any) -> StyleTransferNet:
+    """A fresh (untrained) model: ``create_model("din-mobilenet", style_encoder="random-vgg19")``."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
+    model_cls, cfg_cls, preset = ARCHS[arch]
+    model = model_cls(_config(cfg_cls, {**preset, **config}))
+    model.arch = arch
+    return model
+
+
+def save_model(model: StyleTransferNet, path: str | Path, info: dict | None = None, half: bool = False) -> None:
+    """Write the trainable weights + metadata. ``half`` stores fp16 (loaded back as fp32)."""
+    tensors = model.trainable_state_dict()
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **model.describe(),
+            "style_backbone": getattr(model.config, "style_encoder", ""), "version": __version__,
+            "info": info or {}}
+    save_safetensors(path, tensors, meta)
+
+
+def load_model_file(path: str | Path, **overrides: Any) -> StyleTransferNet:
+    """Rebuild a model from its file (any architecture in the registry)."""
+    tensors, meta = load_safetensors(path)
+    if meta.get("format") != FORMAT or meta.get("arch") not in ARCHS:
+        raise WeightsError(f"{path}: not a dinstyle model file (format={meta.get('format')!r}, arch={meta.get('arch')!r})")
+    model = create_model(meta["arch"], **{**meta.get("config", {}), **overrides})
+    expected = model.trainable_state_dict()
+    missing, extra = expected.keys() - tensors.keys(), tensors.keys() - expected.keys()
+    if missing or extra:
+        raise WeightsError(f"{path}: weights do not match {meta['arch']} (missing {len(missing)}, unexpected {len(extra)})")
+    for k, v in tensors.items():
+        if v.shape != expected[k].shape:
+            raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
+    model.info = {**meta.get("info", {}), "file": str(path), "trained": True}
+    return model.eval()
+
+
+def bundled_model_path(name: str) -> Path | None:
+    """The trained weights shipped in the package for ``name``, if any."""
+    p = Path(str(resources.files("dinstyle").joinpath("assets", "models", f"{name}.safetensors")))
+    return p if p.is_file() else None
+
+
+def load_model(name_or_file: str = DEFAULT_MODEL, **overrides: Any) -> StyleTransferNet:
+    """A model file path, or a registered name (bundled trained weights when shipped, else untrained)."""
+    name = DEFAULT_MODEL if name_or_file in ("", "default") else name_or_file
+    if name in ARCHS:
+        path = bundled_model_path(name)
+        if path is not None:
+            return load_model_file(path, **overrides)
+        warnings.warn(f"no trained weights are bundled for {name!r}: using an UNTRAINED model "
+                      "(output is not a real stylization)", stacklevel=2)
+        model = create_model(name, **overrides)
+        model.info = {"trained": False, "file": None}
+        return model.eval()
+    path = Path(name)
+    if not path.exists():
+        raise WeightsError(f"{name}: neither a model file nor a known architecture ({', '.join(ARCHS)})")
+    return load_model_file(path, **overrides)
+
+
+def model_id(model: StyleTransferNet) -> str:
+    """A short id for metadata: arch + file name (or 'untrained')."""
+    info = getattr(model, "info", {}) or {}
+    f = info.get("file")
+    return f"{model.arch}:{Path(f).name if f else 'untrained'}"
+
+
+def config_json(model: StyleTransferNet) -> str:
+    return json.dumps(model.describe(), sort_keys=True)
+
+
+__all__ = ["ARCHS", "DEFAULT_MODEL", "create_model", "load_model", "load_model_file", "save_model", "model_id"]

