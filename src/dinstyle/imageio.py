@@ -1,52 +1,219 @@
-"""Reading and writing images (to be hardened: EXIF, CMYK, 16-bit, ICC, alpha, bomb guard)."""
+"""Reading and writing images robustly.
+
+Inputs of any common kind become upright sRGB: EXIF orientation is applied; grayscale, palette, CMYK,
+16-bit and float images are converted; an embedded ICC profile is honoured (Pillow ImageCms); alpha is
+kept apart so callers can reattach it. A pixel-count guard stops decompression bombs before decoding.
+Every failure is a one-line ``DinstyleError`` naming the file. Writes are atomic (temp file + rename)
+and can refuse to replace an existing file.
+"""
 from __future__ import annotations
 
+import io
 import os
+import sys
+import warnings
 from pathlib import Path
+from typing import BinaryIO, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import DinstyleError
 from .weights import atomic_path
 
+DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k: bigger is almost surely a mistake or a decompression bomb
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "TGA", "JPEG2000", "BMP", "ICO"}
+Source = Union[str, os.PathLike, bytes, BinaryIO]
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: temp files are 0600, finished outputs get the usual permissions
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB (EXIF orientation applied); one-line error naming the file on failure."""
+
+def image_extensions() -> set[str]:
+    """Lower-case file extensions Pillow can read (used to pick images out of folders)."""
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def _name(src: Source, name: str | None) -> str:
+    if name:
+        return name
+    return str(src) if isinstance(src, (str, os.PathLike)) else "<stdin>"
+
+
+def open_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
+               ) -> tuple[Image.Image, Image.Image | None]:
+    """Decode ``src`` (path, bytes or binary file) into an upright sRGB RGB image and its alpha (or None)."""
+    label = _name(src, name)
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        if p.is_dir():
+            raise DinstyleError(f"{label}: is a directory, not an image")
+        if p.is_file() and p.stat().st_size == 0:
+            raise DinstyleError(f"{label}: empty file")
+    elif isinstance(src, bytes):
+        if not src:
+            raise DinstyleError(f"{label}: empty input")
+        src = io.BytesIO(src)
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own, configurable check below replaces Pillow's global one
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
+        with Image.open(src) as im:
+            w, h = im.size
+            if max_pixels and w * h > max_pixels:
+                raise DinstyleError(f"{label}: {w}x{h} is {w * h / 1e6:.0f} MP, over the limit of "
+                                    f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)")
+            im.load()
+            return to_srgb(_upright(im, label), label)
+    except DinstyleError:
+        raise
     except FileNotFoundError:
-        raise DinstyleError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DinstyleError(f"{path}: cannot read image ({e})") from None
+        raise DinstyleError(f"{label}: no such file") from None
+    except PermissionError:
+        raise DinstyleError(f"{label}: permission denied") from None
+    except UnidentifiedImageError:
+        raise DinstyleError(f"{label}: not an image, or a format Pillow cannot read") from None
+    except MemoryError:
+        raise DinstyleError(f"{label}: out of memory while decoding") from None
+    except Exception as e:  # truncated/corrupt data surfaces as OSError, SyntaxError, zlib.error, EOFError...
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise DinstyleError(f"{label}: truncated or corrupt image ({msg})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+
+
+def _upright(im: Image.Image, label: str) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception as e:  # a broken EXIF block should not lose the picture
+        warnings.warn(f"{label}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
+        return im
+
+
+def _high_bit_to_l(im: Image.Image) -> Image.Image:
+    """16-bit / 32-bit integer and float grayscale -> 8-bit L (Pillow's convert would clip, not scale)."""
+    a = np.asarray(im).astype(np.float64)
+    if im.mode == "F":
+        scale = 1.0 if a.size == 0 or a.max() <= 1.0 else 255.0
+    else:
+        scale = 65535.0 if im.mode.startswith("I;16") or (a.size and a.max() > 255) else 255.0
+    return Image.fromarray((np.clip(a / scale, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
+
+
+def to_srgb(im: Image.Image, label: str = "image") -> tuple[Image.Image, Image.Image | None]:
+    """Any Pillow mode -> (RGB in sRGB, alpha 'L' or None), honouring an embedded ICC profile."""
+    icc = im.info.get("icc_profile")
+    alpha = None
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+    elif im.mode in ("L", "1") and "transparency" in im.info:
+        im = im.convert("LA")
+    if im.mode in ("RGBA", "RGBa", "LA", "La"):
+        alpha = im.getchannel("A")
+        im = im.convert("RGB" if im.mode.startswith("RGB") else "L")
+    if im.mode.startswith("I") or im.mode == "F":
+        im = _high_bit_to_l(im)
+    elif im.mode == "1":
+        im = im.convert("L")
+    if icc and im.mode in ("RGB", "CMYK", "L"):
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if "srgb" not in (ImageCms.getProfileDescription(src) or "").lower():
+                im = ImageCms.profileToProfile(im, src, _SRGB, outputMode="RGB")
+        except Exception as e:  # a damaged or mismatched profile: fall back to the plain numbers
+            warnings.warn(f"{label}: ignoring unusable ICC profile ({str(e)[:80]})", stacklevel=3)
+    return im.convert("RGB"), alpha
+
+
+def load_image(path: Source, keep_alpha: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               name: str | None = None) -> Image.Image:
+    """Open an image as upright sRGB 'RGB' (or 'RGBA' when ``keep_alpha`` and it has transparency)."""
+    rgb, alpha = open_image(path, max_pixels, name)
+    if keep_alpha and alpha is not None:
+        rgb.putalpha(alpha)
+    return rgb
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
-    """PIL RGB -> (1, 3, H, W) float in [0, 1]."""
+    """PIL image -> (1, 3, H, W) float in [0, 1] (alpha dropped; use :func:`split_alpha` first)."""
     a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
-    """(1, 3, H, W) or (3, H, W) float -> PIL RGB (clamped, rounded)."""
+    """(1, C, H, W) or (C, H, W) float -> PIL 'RGB' (C=3) or 'RGBA' (C=4), clamped and rounded."""
     x = x.detach().float().cpu()
     x = x[0] if x.dim() == 4 else x
     a = (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(a, "RGB")
+    return Image.fromarray(a, "RGBA" if a.shape[2] == 4 else "RGB")
 
 
-def save_image(im: Image.Image, path: str | os.PathLike, **kwargs) -> None:
-    """Write atomically (temp file + rename) in the format of the extension: no partial outputs."""
+def split_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """(RGB, alpha or None) of a PIL image of any mode."""
+    return to_srgb(im)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """Pillow format name for the output path's extension, or a one-line error."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise DinstyleError(f"{path}: unknown image format {path.suffix!r}")
-    tmp = atomic_path(path)
+    if fmt is None or fmt not in Image.SAVE:
+        raise DinstyleError(f"{path}: cannot write {path.suffix or 'extensionless'!r} images "
+                            "(use .png, .jpg, .webp, .tif, ...)")
+    return fmt
+
+
+def _prepare(im: Image.Image, fmt: str, label: str) -> tuple[Image.Image, dict]:
+    """Fit the image to what ``fmt`` can hold. Alpha in a format without it is flattened onto white."""
+    if im.mode == "RGBA" and fmt not in ALPHA_FORMATS:
+        warnings.warn(f"{label}: {fmt} has no alpha channel; transparent areas flattened onto white "
+                      "(write .png, .webp or .tif to keep them)", stacklevel=3)
+        bg = Image.new("RGB", im.size, (255, 255, 255))
+        bg.paste(im, mask=im.getchannel("A"))
+        im = bg
+    opts = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(fmt, {})
+    return im, opts
+
+
+def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True, format: str | None = None,
+               **kwargs) -> None:
+    """Write atomically (temp file + rename) in the format of the extension: never a partial file.
+
+    ``path`` '-' writes to stdout (``format`` then defaults to PNG). With ``overwrite=False`` an
+    existing file is refused, even one that appears while we write (hard link, which never replaces).
+    """
+    if str(path) == "-":
+        fmt = (format or "PNG").upper()
+        im, opts = _prepare(im, fmt, "<stdout>")
+        buf = io.BytesIO()
+        im.save(buf, format=fmt, **{**opts, **kwargs})
+        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.buffer.flush()
+        return
+    path = Path(path)
+    fmt = format or output_format(path)
+    if not overwrite and path.exists():
+        raise DinstyleError(f"{path}: already exists (use --overwrite to replace it)")
+    if not path.parent.is_dir():
+        raise DinstyleError(f"{path}: folder {path.parent} does not exist")
+    im, opts = _prepare(im, fmt, str(path))
     try:
-        im.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
+        tmp = atomic_path(path)
+    except OSError as e:
+        raise DinstyleError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        im.save(tmp, format=fmt, **{**opts, **kwargs})
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise DinstyleError(f"{path}: already exists (use --overwrite to replace it)") from None
+            except OSError:  # filesystems without hard links
+                os.replace(tmp, path)
+    except OSError as e:
+        raise DinstyleError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
         tmp.unlink(missing_ok=True)

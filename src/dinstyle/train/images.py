@@ -1,0 +1,118 @@
+"""Finding and opening training images: recursive folders, RGB conversion, and what can go wrong.
+
+Shared by the data loader (which converts what it can and skips what it cannot) and
+``dinstyle check-data`` (which reports both).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import DinstyleError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+                              ".ppm", ".pgm", ".pbm", ".pnm", ".tga"})
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+GRAY_MODES = frozenset({"1", "L", "LA", "La"}) | SIXTEEN_BIT_MODES
+ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+class BadImage(Exception):
+    """An image that cannot be used; ``kind`` is 'unreadable', 'truncated' or 'huge'."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursive, by extension, hidden entries skipped), sorted for determinism."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DinstyleError(f"{root}: no such folder")
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [Path(dirpath, f) for f in filenames
+                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+def open_image(path: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """Open lazily (header only), enforcing the pixel guard; raises BadImage."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own guard applies below
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise BadImage("huge", f"{path}: too many pixels ({e})") from None
+    except Exception as e:  # Pillow raises many types for broken files
+        raise BadImage("unreadable", f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise BadImage("huge", f"{path}: {w}x{h} exceeds the {max_pixels}-pixel limit")
+    if w < 1 or h < 1:
+        im.close()
+        raise BadImage("unreadable", f"{path}: empty image ({w}x{h})")
+    return im
+
+
+def oriented_size(im: Image.Image) -> tuple[int, int]:
+    """(width, height) after the EXIF orientation is applied."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    w, h = im.size
+    return (h, w) if orientation in ROTATING_ORIENTATIONS else (w, h)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any mode -> 8-bit RGB: 16-bit/float scaled (not clipped), alpha composited on white, CMYK/palette converted."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        a = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255) else 255.0
+        if im.mode == "F":
+            top = 1.0 if a.max(initial=0) <= 1.0 else float(a.max())
+        a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(a, "L").convert("RGB")
+    if im.mode in ALPHA_MODES or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB") if im.mode != "RGB" else im
+
+
+def load_rgb(path: str | os.PathLike, max_pixels: int, min_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode a whole image as RGB with EXIF orientation applied; raises BadImage.
+
+    ``min_size`` (oriented w, h) lets JPEGs decode at a reduced scale that still covers it (much faster
+    for multi-megapixel photos that are cropped to 256 px anyway).
+    """
+    im = open_image(path, max_pixels)
+    try:
+        if min_size is not None:
+            w, h = im.size
+            ow, oh = oriented_size(im)
+            need = min_size if (ow, oh) == (w, h) else (min_size[1], min_size[0])
+            im.draft(None, need)  # only JPEG acts on it; the result is never smaller than ``need``
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return to_rgb(im)
+    except BadImage:
+        raise
+    except Exception as e:
+        message = str(e)
+        kind = "truncated" if "truncated" in message or "broken data stream" in message else "unreadable"
+        raise BadImage(kind, f"{path}: {kind} ({type(e).__name__}: {message})") from None
