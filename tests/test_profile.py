@@ -44,11 +44,19 @@ def test_profile_cli_rejects_bad_sizes(capsys):
     assert "sizes" in capsys.readouterr().err
 
 
-def test_instance_norms_are_counted():
+def test_instance_norms_are_counted(tiny_model):
+    import torch
     from dinstyle.layers.din import DIN
     from dinstyle.profile import _measure
-    import torch
 
     din, x = DIN(8, 1, groups=8), torch.rand(1, 8, 10, 10)
     _, macs, _ = _measure(din, lambda: din(x, torch.ones(1, 8, 1, 1, 1), torch.zeros(1, 8)))
     assert macs == 8 * 100 + 2 * 8 * 100  # the 1x1 depthwise dynamic conv + 2 MACs per element of instance norm
+    # and inside a whole model, where DIN's parts are called one by one
+    code = tiny_model.encode_style(torch.rand(1, 3, 64, 64))
+    _, with_norms, _ = _measure(tiny_model, lambda: tiny_model.stylize(torch.rand(1, 3, 64, 64), code))
+    for din in tiny_model.dins.values():
+        din.instance_norm.uncounted_macs = lambda x: 0
+    _, without, _ = _measure(tiny_model, lambda: tiny_model.stylize(torch.rand(1, 3, 64, 64), code))
+    w2, w4, w8 = 8, 16, 32
+    assert with_norms - without == 2 * (8 * 8 * w8 + 16 * 16 * w4 + 32 * 32 * w2)

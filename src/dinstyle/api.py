@@ -1,95 +1,275 @@
-"""The Python API: ``Stylizer.from_pretrained().stylize(content, style)``."""
+"""The Python API: ``Stylizer.from_pretrained().stylize(content, style)``.
+
+Images may be paths, PIL images, numpy arrays (H, W[, 3|4], uint8 or float in [0, 1]) or tensors
+((B, )3|4, H, W float in [0, 1]); the result is the same kind (a path gives a PIL image). A fourth
+(alpha) channel is passed through untouched. Styles may be any of those, ``builtin:NAME``, a saved
+style code (``.safetensors``) or a :class:`StyleCode`.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from .imageio import load_image, pil_to_tensor, tensor_to_pil
+from . import __version__, controls
+from .builtin_styles import builtin_style, is_builtin
+from .controls import LARGE, SMALL, gray_map, region_masks, resize_long_side, stroke_multiplier
+from .errors import DinstyleError, UsageError
+from .imageio import DEFAULT_MAX_PIXELS, load_image, pil_to_tensor, split_alpha, tensor_to_pil
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id
-from .stylecode import StyleCode
+from .stylecode import StyleCode, blend, file_sha256
+from .stylize_run import DEFAULT_MAX_PIXELS_UNTILED, run_model
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+StyleLike = Union[ImageLike, StyleCode]
+DEFAULT_STYLE_SIZE = 512
+__all__ = ["Stylizer", "pick_device", "resize_long_side", "ImageLike", "StyleLike", "DEFAULT_STYLE_SIZE"]
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda, else mps, else cpu; an explicit device that is not available is a usage error."""
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    kind = str(device).split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available (try --device auto)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: Apple MPS is not available (try --device auto)")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {device}: choose auto, cpu, cuda or mps")
     return torch.device(device)
 
 
-def _to_tensor(image: ImageLike) -> torch.Tensor:
+def _to_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Any image -> ((B, 3, H, W) float32 CPU in [0, 1], alpha (B, 1, H, W) or None)."""
     if isinstance(image, (str, os.PathLike)):
-        image = load_image(image)
+        image = load_image(image, keep_alpha=True, max_pixels=max_pixels)
     if isinstance(image, Image.Image):
-        return pil_to_tensor(image)
+        rgb, alpha = split_alpha(image)
+        return pil_to_tensor(rgb), None if alpha is None else pil_to_tensor(alpha)[:, :1]
     if isinstance(image, np.ndarray):
         a = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
-        return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)
+        a = a[..., None] if a.ndim == 2 else a
+        if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+            raise DinstyleError(f"numpy image must be (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+        image = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
     if torch.is_tensor(image):
-        return image.unsqueeze(0) if image.dim() == 3 else image
+        x = image.detach().float().cpu()
+        x = x / 255.0 if not image.is_floating_point() else x
+        x = x.unsqueeze(0) if x.dim() == 3 else x
+        if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
+            raise DinstyleError(f"tensor image must be (3|4, H, W) or (B, 3|4, H, W), got {tuple(image.shape)}")
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        return x[:, :3].contiguous(), (x[:, 3:] if x.shape[1] == 4 else None)
     raise TypeError(f"unsupported image type {type(image).__name__}")
 
 
-def _like(out: torch.Tensor, original: ImageLike):
-    """Return the result as the same kind of object the caller gave."""
-    if isinstance(original, torch.Tensor):
-        return out if original.dim() == 4 else out[0]
+def _like(out: torch.Tensor, original: ImageLike, alpha: torch.Tensor | None = None):
+    """Return the result as the same kind of object the caller gave (alpha reattached)."""
+    full = out if alpha is None else torch.cat([out, alpha.to(out)], 1)
+    if torch.is_tensor(original):
+        res = full.to(original.device)
+        res = res.to(original.dtype) if original.is_floating_point() else (res * 255 + 0.5).to(original.dtype)
+        return res if original.dim() == 4 else res[0]
     if isinstance(original, np.ndarray):
-        a = out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-        return (a * 255 + 0.5).astype(np.uint8) if original.dtype == np.uint8 else a
-    return tensor_to_pil(out)
-
-
-def resize_long_side(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    s = size / max(h, w)
-    return F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
-                         antialias=True, align_corners=False)
+        a = full[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        return (a * 255 + 0.5).astype(np.uint8) if original.dtype == np.uint8 else a.astype(np.float32)
+    return tensor_to_pil(full)
 
 
 class Stylizer:
-    """A loaded model on a device, with the style-code cache."""
+    """A loaded model on a device, with an in-memory cache of encoded styles.
 
-    def __init__(self, model: StyleTransferNet, device: str | torch.device = "auto"):
+    ``model`` and ``device`` are stable attributes; ``dtype`` is float16 with ``half`` (default on CUDA).
+    """
+
+    def __init__(self, model: StyleTransferNet, device: str | torch.device = "auto", half: bool | None = None):
         self.device = pick_device(device) if isinstance(device, str) else device
-        self.model = model.to(self.device).eval()
+        self.half = self.device.type == "cuda" if half is None else bool(half)
+        self.dtype = torch.float16 if self.half else torch.float32
+        self.model = model.to(self.device, self.dtype).eval()
+        self._codes: dict[tuple, StyleCode] = {}
+        self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, name_or_file: str = DEFAULT_MODEL, device: str = "auto") -> "Stylizer":
-        """A registered model name (bundled weights) or a model file path."""
-        return cls(load_model(name_or_file), device)
+    def from_pretrained(cls, name_or_file: str = DEFAULT_MODEL, device: str = "auto", half: bool | None = None,
+                        seed: int = 0) -> "Stylizer":
+        """A registered model name (bundled weights; untrained with a warning when none ship) or a model
+        file path. ``seed`` fixes the initialisation of untrained parts, so runs are repeatable."""
+        dev = pick_device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                model = load_model(name_or_file)
+        return cls(model, dev, half)
 
     @property
     def model_id(self) -> str:
         return model_id(self.model)
 
-    @torch.inference_mode()
-    def encode_style(self, style: ImageLike, style_size: int | None = 512) -> StyleCode:
-        """Encode a style image once; reuse the code for any number of contents."""
-        x = _to_tensor(style).to(self.device)
-        if style_size:
-            x = resize_long_side(x, style_size)
-        code = self.model.encode_style(x)
-        code.meta.update(model=self.model_id, style_size=style_size or 0)
-        if isinstance(style, (str, os.PathLike)):
-            code.meta["style"] = Path(style).name
-        return code
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the trainable weights: ties saved style codes to the weights that made them."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for k, v in sorted(self.model.trainable_state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().float().cpu().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    # ------------------------------------------------------------------ styles
+    def check_code(self, code: StyleCode, label: str = "style code") -> StyleCode:
+        """Refuse (one line) a code made for another architecture or configuration; warn on other weights."""
+        desc = json.loads(json.dumps(self.model.describe()))  # tuples -> lists, as in the saved metadata
+        arch, cfg = code.meta.get("arch"), json.loads(json.dumps(code.meta.get("config")))
+        if arch not in (None, desc["arch"]):
+            raise DinstyleError(f"{label}: style code is for a {arch} model, not {desc['arch']} "
+                                f"(re-encode with 'dinstyle encode-style --model ...')")
+        if isinstance(cfg, dict) and cfg != desc["config"]:
+            diff = ", ".join(f"{k}={cfg.get(k)!r} vs {v!r}" for k, v in desc["config"].items() if cfg.get(k) != v)
+            raise DinstyleError(f"{label}: style code is for another {arch} configuration ({diff[:160]})")
+        for name, din in self.model.dins.items():
+            w, b = code.tensors.get(f"{name}.weight"), code.tensors.get(f"{name}.bias")
+            if w is None or b is None or tuple(w.shape[1:]) != din.weight_shape or b.shape[1:] != (din.channels,):
+                raise DinstyleError(f"{label}: style code does not fit this model's DIN level {name!r}")
+        if code.meta.get("weights") not in (None, self.fingerprint):
+            warnings.warn(f"{label}: style code was encoded by other weights of this model "
+                          f"({code.meta.get('model')}); results may be off", stacklevel=3)
+        return code.to(self.device, self.dtype)
 
     @torch.inference_mode()
-    def stylize(self, image: ImageLike, style: ImageLike | StyleCode, alpha: float = 1.0):
-        """Restyle ``image`` with ``style`` (an image or a StyleCode); returns the same kind as ``image``."""
-        code = style if isinstance(style, StyleCode) else self.encode_style(style)
-        x = _to_tensor(image).to(self.device)
-        out = self.model.stylize(x, code.to(self.device), alpha=alpha)
-        return _like(out.clamp(0, 1), image)
+    def encode_style(self, style: StyleLike, style_size: int | None = DEFAULT_STYLE_SIZE) -> StyleCode:
+        """Encode a style once (resized to ``style_size`` on its long side; None keeps its size) and reuse
+        the code for any number of contents. Saved codes and StyleCodes are checked and returned as is."""
+        if isinstance(style, StyleCode):
+            return self.check_code(style)
+        label = str(style) if isinstance(style, (str, os.PathLike)) else type(style).__name__
+        if isinstance(style, (str, os.PathLike)) and str(style).endswith(".safetensors"):
+            p = Path(style)
+            key = ("file", str(p.resolve()), p.stat().st_mtime_ns if p.is_file() else 0)
+            if key not in self._codes:
+                self._codes[key] = self.check_code(StyleCode.load(style), label)
+            return self._codes[key]
+        if is_builtin(style):
+            entry = builtin_style(style)
+            style, label, sha = entry.path, style, f"builtin:{entry.name}"
+        elif isinstance(style, (str, os.PathLike)):
+            if not Path(style).is_file():
+                raise DinstyleError(f"{style}: no such style image")
+            sha = file_sha256(style)
+        else:
+            sha = None
+        x, _ = _to_tensor(style)
+        sha = sha or hashlib.sha256(x.numpy().tobytes()).hexdigest()
+        key = (sha, style_size)
+        if key not in self._codes:
+            xs = resize_long_side(x, style_size) if style_size else x
+            code = self.model.encode_style(xs.to(self.device, self.dtype))
+            code.meta.update(model=self.model_id, arch=self.model.arch, config=json.loads(json.dumps(self.model.describe()["config"])),
+                             weights=self.fingerprint, style=Path(label).name, style_sha256=sha,
+                             style_size=style_size or max(x.shape[-2:]), version=__version__)
+            if len(self._codes) >= 64:
+                self._codes.pop(next(iter(self._codes)))
+            self._codes[key] = code
+        return self._codes[key]
+
+    def blend_styles(self, styles: Sequence[StyleLike], weights: Sequence[float] | None = None,
+                     size: int | None = None, factor: float = 1.0) -> StyleCode:
+        """Encode ``styles`` (each at ``size`` / ``factor`` px, size default 512; a larger stroke factor
+        means larger strokes) and blend them with ``weights`` in DIN-parameter space."""
+        codes = []
+        for s in styles:
+            saved = isinstance(s, StyleCode) or (isinstance(s, (str, os.PathLike)) and str(s).endswith(".safetensors"))
+            if saved and (factor != 1.0 or size is not None):
+                raise UsageError(f"{getattr(s, 'name', s) if not isinstance(s, StyleCode) else 'style code'}: a saved "
+                                 "style code has a fixed style size; --style-size/--stroke-size/--stroke-map need "
+                                 "the style image")
+            codes.append(self.encode_style(s, round((size or DEFAULT_STYLE_SIZE) / factor)))
+        if len(codes) == 1:
+            return codes[0]
+        try:
+            return blend(codes, weights)
+        except ValueError as e:
+            raise UsageError(f"--style-weights: {e}") from None
+
+    # ------------------------------------------------------------------ stylize
+    @torch.inference_mode()
+    def stylize(self, image: ImageLike, style: StyleLike | Sequence[StyleLike], alpha: float = 1.0, *,
+                style_weights: Sequence[float] | None = None, style_size: int | None = None,
+                preserve_color: bool = False, mask: ImageLike | None = None, stroke_size: float = 1.0,
+                stroke_map: ImageLike | None = None, tile: int | None = None,
+                max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                progress: Callable[[int, int], None] | None = None):
+        """Restyle ``image``; returns the same kind of object (a path gives a PIL image).
+
+        Args:
+            style: one style (image, path, ``builtin:NAME``, ``.safetensors`` code, StyleCode) or a list.
+            alpha: style strength in [0, 1]; 0 is the model's plain reconstruction of the content.
+            style_weights: with several styles, their blend weights (in DIN-parameter space).
+            style_size: long side the style image is resized to before encoding (default 512);
+                larger = smaller strokes.
+            preserve_color: keep the content's colours (luminance-only transfer, see ``controls``).
+            mask: label image selecting one style per region (see ``controls``); excludes weights.
+            stroke_size: global stroke scale S: the style is encoded at style_size / S and S is passed
+                to the model (deformable DIN scales its sampling offsets with it).
+            stroke_map: grayscale map, black = small strokes (x0.5), white = large (x2).
+            tile: force tiling with this core size; otherwise images over ``max_pixels_untiled`` pixels,
+                or ones that run out of memory, are tiled automatically.
+        """
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not styles:
+            raise UsageError("at least one style is needed")
+        if not 0.0 <= alpha <= 1.0:
+            raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
+        if stroke_size <= 0:
+            raise UsageError(f"--stroke-size must be positive, got {stroke_size}")
+        if style_weights is not None and (mask is not None or len(style_weights) != len(styles)):
+            raise UsageError("--style-weights needs one weight per --style and no --mask"
+                             if mask is None else "--style-weights and --mask exclude each other")
+        x, alpha_ch = _to_tensor(image, max_pixels)
+        hw = tuple(x.shape[-2:])
+        label = lambda m, d: str(m) if isinstance(m, (str, os.PathLike)) else d  # noqa: E731
+        regions = None if mask is None else region_masks(mask, len(styles), hw, label(mask, "mask"), max_pixels)
+        units = [[s] for s in styles] if regions is not None else [styles]
+        weights = None if regions is not None else style_weights
+        if stroke_map is None:
+            codes = [self.blend_styles(u, weights, style_size, stroke_size) for u in units]
+            masks, stroke = regions, (None if stroke_size == 1.0 else float(stroke_size))
+        else:
+            v = gray_map(stroke_map, hw, label(stroke_map, "stroke map"), max_pixels)
+            codes, masks = [], []
+            for i, u in enumerate(units):
+                region = regions[i] if regions is not None else torch.ones_like(v)
+                codes += [self.blend_styles(u, weights, style_size, stroke_size * SMALL),
+                          self.blend_styles(u, weights, style_size, stroke_size * LARGE)]
+                masks += [region * (1 - v), region * v]
+            stroke = stroke_size * stroke_multiplier(v)
+        out = run_model(self.model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
+                        max_pixels_untiled=max_pixels_untiled, progress=progress)
+        out = out.clamp(0, 1)
+        if preserve_color:
+            out = controls.preserve_color(out, x)
+        return _like(out, image, alpha_ch)
+
+    # ------------------------------------------------------------------ video
+    def stylize_video(self, in_path: str | os.PathLike, out_path: str | os.PathLike,
+                      style: StyleLike | Sequence[StyleLike], **options) -> dict:
+        """Restyle a video file (style encoded once, audio kept, written atomically); ``options`` are
+        those of :func:`dinstyle.video.stylize_video` (temporal, alpha, size, start, duration, ...)."""
+        from .video import stylize_video
+
+        return stylize_video(self, in_path, out_path, style, **options)

@@ -41,9 +41,8 @@ def _name(src: Source, name: str | None) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else "<stdin>"
 
 
-def open_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
-               ) -> tuple[Image.Image, Image.Image | None]:
-    """Decode ``src`` (path, bytes or binary file) into an upright sRGB RGB image and its alpha (or None)."""
+def decode_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
+    """Decode ``src`` (path, bytes or binary file) fully, upright, in its own mode (no colour conversion)."""
     label = _name(src, name)
     if isinstance(src, (str, os.PathLike)):
         p = Path(src)
@@ -61,10 +60,10 @@ def open_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: s
         with Image.open(src) as im:
             w, h = im.size
             if max_pixels and w * h > max_pixels:
-                raise DinstyleError(f"{label}: {w}x{h} is {w * h / 1e6:.0f} MP, over the limit of "
-                                    f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)")
+                raise DinstyleError(f"{label}: {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+                                    "(a decompression bomb? raise it with --max-pixels)")
             im.load()
-            return to_srgb(_upright(im, label), label)
+            return _upright(im, label)
     except DinstyleError:
         raise
     except FileNotFoundError:
@@ -80,6 +79,12 @@ def open_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: s
         raise DinstyleError(f"{label}: truncated or corrupt image ({msg})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = bomb_limit
+
+
+def open_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
+               ) -> tuple[Image.Image, Image.Image | None]:
+    """Decode ``src`` into an upright sRGB 'RGB' image and its alpha channel ('L') or None."""
+    return to_srgb(decode_image(src, max_pixels, name), _name(src, name))
 
 
 def _upright(im: Image.Image, label: str) -> Image.Image:

@@ -1,16 +1,20 @@
-"""Temporal stability for video: smoothed DIN statistics, change-aware blending, cuts, and a flicker metric.
+"""Temporal stability for video: smoothed DIN statistics, change-aware blending that follows the camera,
+scene cuts, and a flicker metric (plus the generated clip it is measured on).
 
 A feed-forward stylizer sees every frame alone, so tiny input changes (codec noise, a 1-px pan) move the
 instance-norm statistics and the painted texture, and the output flickers. ``TemporalSmoother`` fights that
-two ways, both scaled by one knob ``strength`` T in [0, 1] (0 = independent frames):
+with one knob, ``strength`` T in [0, 1] (0 = independent frames):
 
 * statistics: each DIN level normalises with an exponential moving average of the per-frame mean/std,
-  ``m_t = b*m_{t-1} + (1-b)*s_t`` with ``b = 0.9*T`` (a ~10-frame memory at T=1);
-* output: ``o_t = w*o_{t-1} + (1-w)*y_t`` per pixel, with ``w = T*clamp(1 - d/tau, 0, 1)`` and ``d`` the
-  input change (max over RGB, dilated 3x3) measured against the *blended reference input* ``r`` (blended with
-  the same ``w``), so a slowly drifting input cannot accumulate lag: once the output lags, ``d`` grows.
+  ``m_t = b*m_{t-1} + (1-b)*s_t`` with ``b = 0.9*T`` (a ~10-frame memory at T=1), held on still frames;
+* output: ``o_t = w*o_{t-1} + (1-w)*y_t`` per pixel, with ``w = T*clamp(1 - d/tau, 0, 1)`` (no T factor on
+  a still frame, so a held shot stops changing) and ``d`` the input change (max over RGB, dilated 3x3)
+  measured against the *blended reference input* ``r`` (blended with the same ``w``), so a slowly drifting
+  input cannot accumulate lag: once the output lags, ``d`` grows;
+* motion: before blending, ``o_{t-1}`` and ``r`` are moved by the global translation between the input
+  frames (phase correlation), so on a pan the texture travels with the scene instead of being repainted.
 
-Both reset at scene cuts (thumbnail difference above ``cut_threshold``), so nothing smears across a cut.
+Everything resets at scene cuts (thumbnail difference above ``cut_threshold``): nothing smears across one.
 """
 from __future__ import annotations
 
@@ -25,25 +29,26 @@ from .layers.din import EPS, instance_stats
 STATS_MOMENTUM = 0.9  # EMA factor of the DIN statistics at strength 1
 CHANGE_SCALE = 0.08  # input change (in [0,1] units) at which blending with the previous output stops
 CUT_THRESHOLD = 0.1  # mean abs difference of 32x32 thumbnails that marks a scene cut
+STILL_THRESHOLD = 0.5 / 255  # ... and below which the frame has not changed (codec noise averages out)
 THUMB = 32
+MOTION_SIZE = 512  # global motion is estimated on frames shrunk to at most this long side
+MOTION_PEAK = 10.0  # phase-correlation peak / its std needed to trust a global motion (noise max ~5)
 
 
 class SceneCutDetector:
-    """Flags frames whose low-resolution thumbnail differs strongly from the previous frame's (stateful)."""
+    """Mean absolute difference between consecutive frames' low-resolution thumbnails (stateful)."""
 
-    def __init__(self, threshold: float = CUT_THRESHOLD):
-        self.threshold = threshold
+    def __init__(self):
         self.prev: torch.Tensor | None = None
 
-    def __call__(self, x: torch.Tensor) -> list[bool]:
-        """``x`` (B, 3, H, W) in [0, 1] -> one flag per frame; the first frame ever counts as a cut."""
+    def __call__(self, x: torch.Tensor) -> list[float]:
+        """``x`` (B, 3, H, W) in [0, 1] -> one difference per frame (inf for the first frame or a new size)."""
         thumbs = F.adaptive_avg_pool2d(x.float(), THUMB)
-        cuts = []
-        for t in thumbs:
-            cut = self.prev is None or self.prev.shape != t.shape or (t - self.prev).abs().mean().item() > self.threshold
-            cuts.append(bool(cut))
-            self.prev = t
-        return cuts
+        diffs = (thumbs[1:] - thumbs[:-1]).abs().mean(dim=(1, 2, 3)).tolist()
+        first = float("inf") if self.prev is None or self.prev.shape != thumbs[0].shape else \
+            (thumbs[0] - self.prev).abs().mean().item()
+        self.prev = thumbs[-1]
+        return [first, *diffs]
 
 
 class TemporalSmoother:
@@ -59,11 +64,14 @@ class TemporalSmoother:
             raise ValueError(f"temporal strength must be in [0, 1], got {strength}")
         self.strength = strength
         self.momentum = STATS_MOMENTUM * strength
-        self.cuts = SceneCutDetector(cut_threshold)
+        self.cut_threshold = cut_threshold
+        self.diffs = SceneCutDetector()
         self.batch_cuts: list[bool] = []
+        self.batch_still: list[bool] = []  # frames identical to the previous one (up to codec noise)
         self.stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.prev_out: torch.Tensor | None = None  # (1, 3, H, W) last blended output
         self.prev_ref: torch.Tensor | None = None  # (1, 3, H, W) the input that output stands for
+        self.prev_in: torch.Tensor | None = None  # (1, 3, H, W) the previous input frame
 
     @property
     def active(self) -> bool:
@@ -71,7 +79,9 @@ class TemporalSmoother:
 
     def begin(self, x: torch.Tensor) -> list[bool]:
         """Detect cuts in a new batch (B, 3, H, W); call before stylizing it."""
-        self.batch_cuts = self.cuts(x)
+        diffs = self.diffs(x)
+        self.batch_cuts = [d > self.cut_threshold for d in diffs]
+        self.batch_still = [d < STILL_THRESHOLD for d in diffs]
         return self.batch_cuts
 
     def stats_fn(self, level: str, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -84,10 +94,11 @@ class TemporalSmoother:
         b = self.momentum
         prev = self.stats.get(level)
         means, stds = [], []
-        for i, cut in enumerate(self.batch_cuts):
+        for i, (cut, still) in enumerate(zip(self.batch_cuts, self.batch_still)):
             m, s = mean[i : i + 1], std[i : i + 1]
             if prev is not None and not cut and prev[0].shape == m.shape:
-                m, s = b * prev[0] + (1 - b) * m, b * prev[1] + (1 - b) * s
+                # a still frame keeps the statistics, so a static shot is not still settling
+                m, s = prev if still else (b * prev[0] + (1 - b) * m, b * prev[1] + (1 - b) * s)
             prev = (m, s)
             means.append(m)
             stds.append(s)
@@ -95,23 +106,83 @@ class TemporalSmoother:
         return torch.cat(means), torch.cat(stds)
 
     def blend(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mix each stylized frame ``y`` with the previous output where the input ``x`` did not change."""
+        """Mix each stylized frame ``y`` with the previous output where the input ``x`` did not change
+        (after following the camera's global motion)."""
         if not self.active:
             return y
         outs = []
-        for i, cut in enumerate(self.batch_cuts):
+        for i, (cut, still) in enumerate(zip(self.batch_cuts, self.batch_still)):
             xi, yi = x[i : i + 1], y[i : i + 1]
             if cut or self.prev_out is None or self.prev_out.shape != yi.shape:
                 out, ref = yi, xi
             else:
-                change = (xi - self.prev_ref).abs().amax(dim=1, keepdim=True)
+                prev_out, prev_ref, valid = self.prev_out, self.prev_ref, None
+                shift = None if still else global_shift(self.prev_in, xi)
+                if shift is not None:  # a pan: compare with the previous frame moved along with it
+                    (prev_out, prev_ref), valid = shift_frames([prev_out, prev_ref], shift)
+                change = (xi - prev_ref).abs().amax(dim=1, keepdim=True)
                 change = F.max_pool2d(change, 3, stride=1, padding=1)  # no ghost halos beside moving edges
-                w = self.strength * (1.0 - change / CHANGE_SCALE).clamp(0.0, 1.0)
-                out = yi + w * (self.prev_out - yi)
-                ref = xi + w * (self.prev_ref - xi)
-            self.prev_out, self.prev_ref = out, ref
+                # a still frame keeps the output too (a held shot must not keep converging)
+                w = (1.0 if still else self.strength) * (1.0 - change / CHANGE_SCALE).clamp(0.0, 1.0)
+                w = w if valid is None else w * valid
+                out = yi + w * (prev_out - yi)
+                ref = xi + w * (prev_ref - xi)
+            self.prev_out, self.prev_ref, self.prev_in = out, ref, xi
             outs.append(out)
         return torch.cat(outs)
+
+
+# ---------------------------------------------------------------------------------------- global motion
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    g = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[0]
+    return g - g.mean()
+
+
+def global_shift(prev: torch.Tensor, cur: torch.Tensor) -> tuple[float, float] | None:
+    """The (dy, dx) translation with ``cur(p) ~ prev(p - shift)``, by phase correlation (sub-pixel), or None
+    when there is no clear single motion (a zoom, parallax, a static frame, noise)."""
+    k = max(1, -(-max(cur.shape[-2:]) // MOTION_SIZE))  # estimate on a <= MOTION_SIZE image, scale back
+    a, b = (F.avg_pool2d(t.float(), k) if k > 1 else t.float() for t in (prev, cur))
+    h, w = a.shape[-2:]
+    if min(h, w) < 16:
+        return None
+    hann = lambda n: torch.hann_window(n, periodic=False, device=a.device)  # noqa: E731
+    win = hann(h)[:, None] * hann(w)[None]  # no wrap-around edges in the FFT
+    fa, fb = torch.fft.rfft2(_gray(a) * win), torch.fft.rfft2(_gray(b) * win)
+    r = fb * fa.conj()
+    corr = torch.fft.irfft2(r / (r.abs() + 1e-9), s=(h, w))
+    idx = int(corr.argmax())
+    py, px = divmod(idx, w)
+    peak = corr[py, px]
+    if peak < MOTION_PEAK * corr.std():
+        return None
+
+    def refine(m1: torch.Tensor, m0: torch.Tensor, p1: torch.Tensor) -> float:  # parabola through 3 samples
+        den = float(m1 - 2 * m0 + p1)
+        return 0.0 if abs(den) < 1e-12 else max(-0.5, min(0.5, 0.5 * float(m1 - p1) / den))
+
+    dy = py + refine(corr[(py - 1) % h, px], peak, corr[(py + 1) % h, px])
+    dx = px + refine(corr[py, (px - 1) % w], peak, corr[py, (px + 1) % w])
+    dy, dx = (dy + h / 2) % h - h / 2, (dx + w / 2) % w - w / 2  # wrap to signed
+    if abs(dy) < 0.05 and abs(dx) < 0.05:
+        return None
+    return dy * k, dx * k
+
+
+def shift_frames(frames: list[torch.Tensor], shift: tuple[float, float]
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Move (1, C, H, W) frames by ``shift`` = (dy, dx) pixels (bilinear); also the (1, 1, H, W) mask of
+    pixels that came from inside the frame."""
+    h, w = frames[0].shape[-2:]
+    dy, dx = shift
+    ys = torch.arange(h, device=frames[0].device, dtype=torch.float32) - dy
+    xs = torch.arange(w, device=frames[0].device, dtype=torch.float32) - dx
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([2 * gx / max(w - 1, 1) - 1, 2 * gy / max(h - 1, 1) - 1], -1)[None]
+    moved = [F.grid_sample(f, grid.to(f.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+             for f in frames]
+    valid = ((gx >= 0) & (gx <= w - 1) & (gy >= 0) & (gy <= h - 1)).to(frames[0].dtype)[None, None]
+    return moved, valid
 
 
 # ---------------------------------------------------------------------------------------- flicker metric

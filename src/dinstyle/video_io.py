@@ -7,7 +7,10 @@ output container accepts its codec, else transcoded (AAC, or Opus for .webm).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,6 +29,13 @@ FORMATS = {
 ENCODER_OPTIONS = {
     "libx264": {"crf": "18", "preset": "medium"},
     "libvpx-vp9": {"crf": "32", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
+}
+# audio codecs each container takes as they are (ffmpeg's own list is wider than its muxers accept);
+# None = any. Others are transcoded to the container's fallback codec.
+COPY_AUDIO = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_f32le"},
+    "matroska": None, "webm": {"opus", "vorbis"}, "gif": set(),
 }
 OUT_TIME_BASE = Fraction(1, 90000)  # fine enough for any frame rate; muxers rescale to their own
 
@@ -95,7 +105,8 @@ class VideoReader:
             return max(0, round(span * self.fps))
         return self.video.frames or None
 
-    def frames(self, on_audio: Callable[[av.Packet, float], None] | None = None) -> Iterator[tuple[av.VideoFrame, float]]:
+    def frames(self, on_audio: Callable[[av.Packet, float], None] | None = None
+               ) -> Iterator[tuple[av.VideoFrame, float]]:
         """Yield (frame, seconds since the segment start). Audio packets of the segment go to
         ``on_audio(packet, segment start in the packet's own seconds)`` as they are demuxed."""
         end = self.start + self.duration if self.duration is not None else None
@@ -106,16 +117,18 @@ class VideoReader:
                 raise _fail(self.path, "cannot seek", e) from None
         streams = [s for s in (self.video, self.audio if on_audio else None) if s is not None]
         last_end = {s.index: 0.0 for s in streams}  # how far each stream's data reached (seconds)
-        video_done = audio_done = on_audio is None or self.audio is None
+        video_done, audio_done = False, on_audio is None or self.audio is None
         n = 0
         try:
             for packet in self.container.demux(streams):
                 if packet.stream.type == "audio":
                     if packet.pts is not None and not audio_done:
                         t = float(packet.pts * packet.time_base) - self.t0
-                        last_end[packet.stream.index] = t + float((packet.duration or 0) * packet.time_base)
+                        t_end = t + float((packet.duration or 0) * packet.time_base)
+                        last_end[packet.stream.index] = t_end
                         audio_done = end is not None and t >= end
-                        if t >= self.start and not audio_done:
+                        # keep encoder priming (t < 0) and the packet that straddles --start
+                        if (self.start == 0 or t_end > self.start) and not audio_done:
                             on_audio(packet, self.start + self.t0)
                 elif not video_done:
                     for frame in packet.decode():
@@ -159,30 +172,47 @@ class VideoWriter:
     """Encodes RGB frames (and the input's audio) into ``path``, in the format of ``like``'s extension
     (``path`` is a temporary file; the caller renames it)."""
 
-    def __init__(self, path: Path, like: Path, width: int, height: int, fps: Fraction, audio: av.AudioStream | None):
-        fmt, vcodec, self.audio_fallback = output_format(like)
-        self.container = av.open(str(path), "w", format=fmt)
-        self.video = self.container.add_stream(vcodec, rate=fps, options=ENCODER_OPTIONS.get(vcodec, {}))
-        self.video.width, self.video.height = width, height
-        self.video.pix_fmt = "pal8" if vcodec == "gif" else "yuv420p"
-        self.video.codec_context.time_base = OUT_TIME_BASE
+    def __init__(self, path: Path, like: Path, width: int, height: int, fps: Fraction,
+                 audio: av.AudioStream | None):
+        self.fmt, self.vcodec, self.audio_fallback = output_format(like)
+        self.path, self.size, self.fps, self.audio_in = path, (width, height), fps, audio
+        copy = audio is not None and self.audio_fallback is not None and self._can_copy(audio)
+        try:
+            self._open(copy)
+        except av.FFmpegError:
+            if not copy:
+                raise
+            self.container.close()  # the muxer refused the copied stream after all: transcode it
+            self._open(False)
         self.last_pts = -1
-        self.audio_in, self.audio_out, self.audio_note = audio, None, "none"
-        if audio is not None:
-            self._add_audio(audio, fmt)
 
-    def _add_audio(self, audio: av.AudioStream, fmt: str) -> None:
-        name = audio.codec_context.name
-        if self.audio_fallback is None:
-            self.audio_note = f"dropped ({fmt} has no audio)"
-        elif name in self.container.supported_codecs:
-            self.audio_out = self.container.add_stream_from_template(audio)
-            self.audio_note = f"copied ({name})"
-        else:
-            layout = audio.layout.name if audio.channels <= 2 else "stereo"
-            rate = 48000 if self.audio_fallback == "libopus" else audio.rate
-            self.audio_out = self.container.add_stream(self.audio_fallback, rate=rate, layout=layout)
-            self.audio_note = f"transcoded ({name} -> {self.audio_out.codec_context.name})"
+    def _can_copy(self, audio: av.AudioStream) -> bool:
+        name = audio.codec_context.codec.canonical_name
+        allowed = COPY_AUDIO.get(self.fmt)
+        return name in allowed if allowed is not None else audio.codec_context.name in av.codecs_available
+
+    def _open(self, copy_audio: bool) -> None:
+        """Create the container and its streams, and write the header (a muxer that refuses fails here)."""
+        self.container = av.open(str(self.path), "w", format=self.fmt)
+        self.video = self.container.add_stream(self.vcodec, rate=self.fps, options=ENCODER_OPTIONS.get(self.vcodec, {}))
+        self.video.width, self.video.height = self.size
+        self.video.pix_fmt = "pal8" if self.vcodec == "gif" else "yuv420p"
+        self.video.codec_context.time_base = OUT_TIME_BASE
+        self.audio_out, self.audio_note = None, "none"
+        audio = self.audio_in
+        if audio is not None:
+            name = audio.codec_context.codec.canonical_name
+            if self.audio_fallback is None:
+                self.audio_note = f"dropped ({self.fmt} has no audio)"
+            elif copy_audio:
+                self.audio_out = self.container.add_stream_from_template(audio)
+                self.audio_note = f"copied ({name})"
+            else:
+                layout = "mono" if audio.channels == 1 else "stereo"  # more channels are downmixed
+                rate = 48000 if self.audio_fallback == "libopus" else audio.rate
+                self.audio_out = self.container.add_stream(self.audio_fallback, rate=rate, layout=layout)
+                self.audio_note = f"transcoded ({name} -> {self.audio_out.codec_context.codec.canonical_name})"
+        self.container.start_encoding()
 
     @property
     def copies_audio(self) -> bool:
@@ -230,3 +260,42 @@ class VideoWriter:
             self.container.close()
         except Exception:  # the file is deleted anyway; a broken close must not hide the real error
             pass
+
+
+def check_paths(in_path: Path, out_path: Path, overwrite: bool) -> None:
+    """Never the input, never an existing file without ``overwrite``, and a directory that exists."""
+    output_format(out_path)
+    if out_path.exists() and in_path.exists() and os.path.samefile(in_path, out_path):
+        raise UsageError(f"{out_path}: is the input video; choose another output")
+    if out_path.is_dir():
+        raise DinstyleError(f"{out_path}: is a directory")
+    if out_path.exists() and not overwrite:
+        raise DinstyleError(f"{out_path}: exists (use --overwrite to replace it)")
+    if not out_path.parent.is_dir():
+        raise DinstyleError(f"{out_path.parent}: no such directory")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt (so cleanup runs) while a video is written, unless the host
+    application installed its own handler."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def umask() -> int:
+    """The process umask (only readable by setting it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -13,7 +13,7 @@ import warnings
 from .. import __version__
 from ..errors import DinstyleError
 
-COMMANDS = ["stylize", "profile", "eval"]  # module names under dinstyle.cli, in help order
+COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "train", "check-data", "export"]  # module names under dinstyle.cli, in help order
 
 
 class _Parser(argparse.ArgumentParser):

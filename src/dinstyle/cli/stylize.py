@@ -1,31 +1,217 @@
-"""`dinstyle stylize` (minimal; the full version adds batches, controls, tiling and --json)."""
+"""`dinstyle stylize`: restyle images (files, folders, globs, stdin) with one or more styles.
+
+Exit codes: 0 all written, 1 some items failed (the others are still written), 2 usage errors
+(bad options, or a style/mask/stroke-map file that cannot be used: nothing could succeed).
+"""
 from __future__ import annotations
 
+import json
+import sys
+import time
 from pathlib import Path
+
+from ..errors import DinstyleError, UsageError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("stylize", help="restyle images with a style image")
-    p.add_argument("content", nargs="+", help="content image(s)")
-    p.add_argument("--style", required=True, help="style image")
-    p.add_argument("-o", "--output", help="output file")
-    p.add_argument("--model", default="din-mobilenet", help="architecture name or model file")
-    p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    p = sub.add_parser("stylize", help="restyle images with a style image, built-in style or saved style code",
+                       description="Restyle images. Outputs keep the content's full size unless --size/--max-size.")
+    p.add_argument("content", nargs="+", help="content images, folders (recursive), globs, or - for stdin")
+    p.add_argument("--style", action="append", required=True, metavar="STYLE",
+                   help="style image, builtin:NAME ('dinstyle styles') or saved code .safetensors; repeatable")
+    p.add_argument("-o", "--output", help="output file, folder, or - for stdout (default: NAME_stylized.EXT "
+                   "next to each input)")
+    p.add_argument("--model", default="din-mobilenet", help="architecture name or model file (default din-mobilenet)")
+    g = p.add_argument_group("controls")
+    g.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1; 0 = plain reconstruction (default 1)")
+    g.add_argument("--style-weights", metavar="W1,W2,...", help="blend weights of several --style (DIN-parameter space)")
+    g.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
+    g.add_argument("--mask", metavar="FILE", help="label image: its distinct values, ascending, pick the styles in order")
+    g.add_argument("--style-size", type=int, metavar="N", help="long side the style is resized to before encoding "
+                   "(default 512; larger = smaller strokes)")
+    g.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke scale (2 = larger strokes)")
+    g.add_argument("--stroke-map", metavar="FILE", help="grayscale map: black = small strokes, white = large")
+    g.add_argument("--seed", type=int, default=0, help="seed for everything random (untrained models) (default 0)")
+    s = p.add_argument_group("size and memory")
+    size = s.add_mutually_exclusive_group()
+    size.add_argument("--size", type=int, metavar="N", help="resize so the long side is N pixels")
+    size.add_argument("--max-size", type=int, metavar="N", help="shrink so the long side is at most N pixels")
+    s.add_argument("--tile", type=int, metavar="N", help="always process in N-pixel tiles (whole-image statistics)")
+    s.add_argument("--max-pixels-untiled", type=float, default=None, metavar="P",
+                   help="process at most P pixels at once: larger images are tiled (default 8.4e6 = 2**23)")
+    s.add_argument("--max-pixels", type=float, default=None, metavar="P",
+                   help="refuse inputs above P pixels (decompression-bomb guard; default 150e6)")
+    o = p.add_argument_group("output and device")
+    o.add_argument("--format", metavar="EXT", help="output format for default names / -o FOLDER / stdout (png, jpg, ...)")
+    o.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
+    o.add_argument("--json", action="store_true", help="one JSON object per output on stdout")
+    o.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
+    half = o.add_mutually_exclusive_group()
+    half.add_argument("--half", dest="half", action="store_true", default=None, help="float16 (default on CUDA)")
+    half.add_argument("--no-half", dest="half", action="store_false", help="float32 everywhere")
+    o.add_argument("--batch-size", type=int, default=1, metavar="N", help="same-size images per forward pass")
+    o.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from ..api import Stylizer
-    from ..errors import DinstyleError
-    from ..imageio import save_image
+def _parse_weights(text: str | None, n: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        w = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--style-weights must be comma-separated numbers, got {text!r}") from None
+    if len(w) != n:
+        raise UsageError(f"--style-weights has {len(w)} weights for {n} --style")
+    if any(v < 0 or v != v for v in w) or sum(w) <= 0:
+        raise UsageError(f"--style-weights must be non-negative and not all zero, got {text!r}")
+    return w
 
-    content = Path(args.content[0])
-    out = Path(args.output) if args.output else content.with_name(f"{content.stem}_stylized.png")
-    if out.exists() and not args.overwrite:
-        raise DinstyleError(f"{out}: exists (use --overwrite to replace it)")
-    st = Stylizer.from_pretrained(args.model, device=args.device)
-    save_image(st.stylize(str(content), args.style, alpha=args.alpha), out)
-    print(out)
-    return 0
+
+def _check_args(args) -> None:
+    checks = [(0.0 <= args.alpha <= 1.0, f"--alpha must be between 0 and 1, got {args.alpha}"),
+              (args.stroke_size > 0, f"--stroke-size must be positive, got {args.stroke_size}"),
+              (args.style_size is None or args.style_size >= 16, "--style-size must be >= 16"),
+              (args.tile is None or args.tile >= 64, "--tile must be >= 64"),
+              ((args.size or 1) >= 1 and (args.max_size or 1) >= 1, "--size/--max-size must be positive"),
+              (args.batch_size >= 1, "--batch-size must be >= 1"),
+              (not (args.mask and args.style_weights), "--mask and --style-weights exclude each other"),
+              (not (args.json and args.output == "-"), "--json and -o - both need stdout"),
+              (args.content.count("-") <= 1, "stdin (-) can be read only once")]
+    for ok, msg in checks:
+        if not ok:
+            raise UsageError(msg)
+    saved = [s for s in args.style if s.endswith(".safetensors")]
+    if saved and (args.style_size or args.stroke_size != 1.0 or args.stroke_map):
+        raise UsageError(f"{saved[0]}: a saved style code has a fixed style size; --style-size, --stroke-size "
+                         "and --stroke-map need the style image")
+
+
+def _resize(im, alpha, size: int | None, max_size: int | None):
+    from PIL import Image
+
+    long_side = max(im.size)
+    target = size or (max_size if max_size and long_side > max_size else None)
+    if not target or target == long_side:
+        return im, alpha
+    s = target / long_side
+    wh = (max(1, round(im.width * s)), max(1, round(im.height * s)))
+    return im.resize(wh, Image.LANCZOS), alpha.resize(wh, Image.LANCZOS) if alpha is not None else None
+
+
+def run(args) -> int:
+    from ..imageio import DEFAULT_MAX_PIXELS, decode_image
+    from ..stylize_run import DEFAULT_MAX_PIXELS_UNTILED
+    from .batch import assign_outputs, expand_inputs
+
+    _check_args(args)
+    weights = _parse_weights(args.style_weights, len(args.style))
+    max_pixels = int(args.max_pixels) if args.max_pixels else DEFAULT_MAX_PIXELS
+    out_dir = Path(args.output).resolve() if args.output and args.output != "-" else None
+    items = expand_inputs(args.content, exclude=out_dir)
+    assign_outputs(items, args.output, args.format, args.overwrite,
+                   any_folder=any(Path(c).is_dir() for c in args.content))
+    try:  # files shared by every item: unusable means nothing can succeed (each item re-reads them: small)
+        for path in (args.mask, args.stroke_map):
+            if path:
+                decode_image(path, max_pixels)
+    except DinstyleError as e:
+        raise UsageError(str(e)) from None
+
+    from ..api import Stylizer
+
+    st = Stylizer.from_pretrained(args.model, device=args.device, half=args.half, seed=args.seed)
+    opts = dict(alpha=args.alpha, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
+                stroke_size=args.stroke_size, tile=args.tile, max_pixels=max_pixels,
+                max_pixels_untiled=int(args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED))
+    try:  # encode every style once up front: a bad style is a usage error, found before any work
+        for s in args.style:
+            st.encode_style(s, None if s.endswith(".safetensors") else (args.style_size or 512))
+    except DinstyleError as e:
+        raise UsageError(str(e)) from None
+    style_label = args.style[0] if len(args.style) == 1 else args.style
+    return _process(items, st, args, opts, style_label)
+
+
+def _process(items, st, args, opts, style_label) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ..imageio import open_image, output_format, pil_to_tensor, save_image, tensor_to_pil
+
+    stdout_format = output_format(f"x.{args.format.lstrip('.')}") if args.format else "PNG"
+    failures = [it for it in items if it.error]
+    todo = [it for it in items if not it.error]
+    bar = tqdm(total=len(items), unit="img", file=sys.stderr, disable=args.quiet or len(items) < 2 or None,
+               dynamic_ncols=True)
+    say = lambda line: bar.write(line, file=sys.stderr)  # noqa: E731  (keeps the bar intact)
+
+    def fail(it, msg: str) -> None:
+        it.error = msg
+        failures.append(it)
+        say(f"dinstyle: error: {msg}")
+        if args.json:
+            print(json.dumps({"input": it.label, "ok": False, "error": msg}), flush=True)
+        bar.update(1)
+
+    for it in failures:
+        say(f"dinstyle: error: {it.error}")
+        bar.update(1)
+    batch: list = []  # (item, rgb, alpha, t0) of one size
+
+    def flush() -> None:
+        if not batch:
+            return
+        group, batch[:] = list(batch), []
+        try:
+            x = torch.cat([pil_to_tensor(rgb) for _, rgb, _, _ in group])
+            y = st.stylize(x, args.style, mask=args.mask, stroke_map=args.stroke_map, **opts)
+        except UsageError:
+            raise
+        except DinstyleError as e:
+            for it, *_ in group:
+                fail(it, str(e) if str(e).startswith(it.label) else f"{it.label}: {e}")
+            return
+        for i, (it, rgb, alpha, t0) in enumerate(group):
+            try:
+                im = tensor_to_pil(y[i])
+                if alpha is not None:
+                    im.putalpha(alpha)
+                if it.output != "-":
+                    try:
+                        Path(it.output).parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as e:
+                        raise DinstyleError(f"{it.output}: cannot create its folder ({e.strerror or e})") from None
+                save_image(im, it.output, overwrite=args.overwrite, format=stdout_format if it.output == "-" else None)
+            except DinstyleError as e:
+                fail(it, str(e))
+                continue
+            if args.json:
+                print(json.dumps({"input": it.label, "output": str(it.output), "ok": True, "size": list(im.size),
+                                  "style": style_label, "model": st.model_id,
+                                  "seconds": round(time.perf_counter() - t0, 3), "device": str(st.device)}), flush=True)
+            elif it.output != "-":
+                bar.write(str(it.output), file=sys.stdout)
+            bar.update(1)
+
+    for it in todo:
+        t0 = time.perf_counter()
+        try:
+            src = sys.stdin.buffer.read() if it.path is None else it.path
+            rgb, alpha = open_image(src, opts["max_pixels"], name=it.label)
+            rgb, alpha = _resize(rgb, alpha, args.size, args.max_size)
+        except DinstyleError as e:
+            fail(it, str(e))
+            continue
+        if batch and (batch[0][1].size != rgb.size or len(batch) >= args.batch_size):
+            flush()
+        batch.append((it, rgb, alpha, t0))
+        if len(batch) >= args.batch_size:
+            flush()
+    flush()
+    bar.close()
+    if failures and len(items) > 1:  # the summary, after a possibly long stream of output
+        print(f"dinstyle: {len(failures)} of {len(items)} failed:", file=sys.stderr)
+        for it in failures:
+            print(f"  {it.error}", file=sys.stderr)
+    return 1 if failures else 0

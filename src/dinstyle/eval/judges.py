@@ -84,7 +84,7 @@ def from_hwc(a: np.ndarray) -> torch.Tensor:
 
 
 class StyleJudge:
-    """Magenta style vectors of images, and the two rank judges (raw and palette-normalised)."""
+    """Magenta style vectors of images, as seen by the raw and the texture (palette-normalised) judge."""
 
     def __init__(self, magenta):
         self.magenta = magenta

@@ -61,6 +61,26 @@ def identity_kernel(channels: int, groups: int, k: int) -> torch.Tensor:
     return w
 
 
+class InstanceNormOp(nn.Module):
+    """Parameter-free instance norm with optional injected statistics.
+
+    A module of its own so that ``dinstyle profile``'s forward hooks see (and count) it: the flop
+    counter skips elementwise work.
+    """
+
+    def __init__(self, eps: float = EPS):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x, mean=None, std=None):
+        if mean is None or std is None:
+            mean, std = instance_stats(x, self.eps)
+        return (x - mean) / std
+
+    def uncounted_macs(self, x: torch.Tensor) -> int:
+        return 2 * x.numel()  # ~2 MACs per element: statistics, then scale
+
+
 class DIN(nn.Module):
     """IN(x) followed by a dynamic k x k convolution with ``groups`` groups (C in, C out).
 
@@ -73,25 +93,20 @@ class DIN(nn.Module):
         if channels % groups:
             raise ValueError(f"channels {channels} not divisible by groups {groups}")
         self.channels, self.kernel_size, self.groups, self.eps = channels, kernel_size, groups, eps
+        self.instance_norm = InstanceNormOp(eps)
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
         return (self.channels, self.channels // self.groups, self.kernel_size, self.kernel_size)
 
     def normalize(self, x, mean=None, std=None):
-        if mean is None or std is None:
-            mean, std = instance_stats(x, self.eps)
-        return (x - mean) / std
+        return self.instance_norm(x, mean, std)
 
     def conv(self, xn: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stroke=None) -> torch.Tensor:
         return dynamic_conv2d(xn, weight, bias, self.groups)  # a plain kernel has no stroke control
 
     def forward(self, x, weight, bias, mean=None, std=None):
         return self.conv(self.normalize(x, mean, std), weight, bias)
-
-    def uncounted_macs(self, x: torch.Tensor) -> int:
-        """Instance norm is elementwise (the flop counter skips it): ~2 MACs per element (stats + scale)."""
-        return 2 * x.numel()
 
     def extra_repr(self) -> str:
         return f"{self.channels}, kernel_size={self.kernel_size}, groups={self.groups}"

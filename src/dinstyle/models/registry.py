@@ -24,6 +24,7 @@ from .din_vgg import DINVGG, DINVGGConfig
 
 ARCHS: dict[str, tuple[type[StyleTransferNet], type, dict]] = {
     "din-mobilenet": (DINMobileNet, DINMobileNetConfig, {}),
+    "din-mobilenet-deform": (DINMobileNet, DINMobileNetConfig, {"deformable": True}),
     "din-vgg": (DINVGG, DINVGGConfig, {}),
     "adain": (AdaIN, AdaINConfig, {}),
 }

@@ -54,6 +54,8 @@ class TrainConfig:
     loss_net_seed: int = _f(0, "seed of random-* loss networks")
     content_tap: int = _f(3, "index into the loss net's 4 style taps used by the content term (3 = deepest)")
     style_taps: tuple[int, ...] = _f((0, 1, 2, 3), "loss-net taps (0 = shallowest) used by the style term")
+    normalize_loss_features: bool = _f(True, "divide loss-net features by fixed per-tap scales (unit-RMS, like "
+                                             "AdaIN's normalised VGG) so weights mean the same for every loss net")
     content_weight: float = _f(1.0, "weight of the content term")
     style_weight: float = _f(10.0, "weight of the style (mean/std matching) term")
     identity_weight: float = _f(1.0, "weight of the L1 term making alpha=0 reconstruct the content")
@@ -164,21 +166,21 @@ def resolve(*layers: dict) -> TrainConfig:
     """Defaults, then each layer in order (later wins); shortcut keys are folded into the real ones."""
     values: dict = {}
     for layer in layers:
-        values = _layer(values, layer)
+        values = _layer(values, normalise(layer, "settings"))
     cfg = TrainConfig(**values)
     validate(cfg)
     return cfg
 
 
-def resume_overrides(saved: TrainConfig, layer: dict) -> TrainConfig:
+def resume_overrides(saved: TrainConfig, *layers: dict) -> TrainConfig:
     """The run's saved config with the allowed overrides; changing anything else is an error."""
     current = to_dict(saved)
-    proposed = to_dict(resolve(current, layer))
+    proposed = to_dict(resolve(current, *layers))
     changed = sorted(k for k in proposed if proposed[k] != current[k] and k not in RESUMABLE)
     if changed:
         shown = ", ".join(f"{k} (run has {json.dumps(current[k])})" for k in changed)
         raise UsageError(f"--resume cannot change {shown}; start a new run (optionally with --init)")
-    return resolve(current, layer)
+    return resolve(current, *layers)
 
 
 def validate(cfg: TrainConfig) -> None:

@@ -110,9 +110,8 @@ def load_rgb(path: str | os.PathLike, max_pixels: int, min_size: tuple[int, int]
         im.load()
         im = ImageOps.exif_transpose(im)
         return to_rgb(im)
-    except BadImage:
-        raise
     except Exception as e:
+        im.close()
         message = str(e)
         kind = "truncated" if "truncated" in message or "broken data stream" in message else "unreadable"
         raise BadImage(kind, f"{path}: {kind} ({type(e).__name__}: {message})") from None

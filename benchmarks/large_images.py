@@ -1,0 +1,67 @@
+"""How large an image `dinstyle stylize` handles, how long it takes and how much memory it needs.
+
+Each measurement runs in a fresh process (peak RSS is per process):
+    .venv/bin/python benchmarks/large_images.py 2048 4096 8192 [--model din-mobilenet] [--tile N|--untiled]
+Prints one JSON line per size: wall and CPU seconds (stylize only, style already encoded), peak RSS in
+GiB, the tile size, and the 1-minute load average (on a shared machine wall time depends on it).
+The untrained default model costs exactly what the trained one will.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+
+def measure(size: int, model: str, tile: int | None, untiled: bool) -> dict:
+    import torch
+
+    from dinstyle import Stylizer
+    from dinstyle.stylize_run import DEFAULT_MAX_PIXELS_UNTILED
+    from dinstyle.tiling import tile_for_budget
+
+    warnings.simplefilter("ignore")
+    st = Stylizer.from_pretrained(model, device="cpu")
+    code = st.encode_style(torch.rand(1, 3, 512, 512))
+    g = torch.Generator().manual_seed(0)  # smooth random content: some structure at every scale
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, size // 16, size // 16, generator=g), size=(size, size),
+                                        mode="bilinear") + 0.1 * torch.rand(1, 3, size, size, generator=g)
+    limit = size * size if untiled else DEFAULT_MAX_PIXELS_UNTILED
+    tiled = tile is not None or size * size > limit
+    tile = tile or (tile_for_budget(st.model, code, limit) if tiled else None)
+    cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731  user + system
+    t0, c0 = time.perf_counter(), cpu()
+    y = st.stylize(x.clamp(0, 1), code, tile=tile, max_pixels_untiled=limit)
+    seconds, cpu_seconds = time.perf_counter() - t0, cpu() - c0
+    assert y.shape == x.shape
+    return {"size": f"{size}x{size}", "model": model, "mode": f"tiles of {tile}" if tiled else "untiled",
+            "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "threads": torch.get_num_threads(), "load_avg_1min": round(os.getloadavg()[0], 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sizes", type=int, nargs="+")
+    ap.add_argument("--model", default="din-mobilenet")
+    ap.add_argument("--tile", type=int)
+    ap.add_argument("--untiled", action="store_true", help="never tile (may run out of memory)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(measure(a.sizes[0], a.model, a.tile, a.untiled)), flush=True)
+        return
+    for s in a.sizes:
+        cmd = [sys.executable, __file__, str(s), "--model", a.model, "--child"] + (["--untiled"] if a.untiled else [])
+        cmd += ["--tile", str(a.tile)] if a.tile else []
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        print(r.stdout.strip() or json.dumps({"size": s, "error": r.stderr.strip().splitlines()[-1:]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

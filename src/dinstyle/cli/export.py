@@ -1,0 +1,44 @@
+"""`dinstyle export onnx`: style encoder + content graphs and a manifest, for `python -m dinstyle.lite`."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a model for deployment (ONNX; runs without torch via dinstyle.lite)")
+    p.add_argument("format", choices=["onnx"], help="export format")
+    p.add_argument("--model", default="din-mobilenet", metavar="NAME|FILE", help="architecture name or model file")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--style-size", type=int, default=512,
+                   help="default longer side of style images for the runtime (default 512)")
+    p.add_argument("--int8", nargs="?", const="static", choices=["static", "dynamic"], default=None,
+                   help="also write content.int8.onnx (static: calibrated QDQ, the default; dynamic)")
+    p.add_argument("--calibration", nargs="+", default=[], metavar="IMAGE",
+                   help="content images to calibrate static int8 with (default: synthetic images)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch parity check")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export in DIR")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import DinstyleError, UsageError
+
+    if args.style_size < 64:
+        raise UsageError("--style-size must be at least 64")
+    if not 13 <= args.opset <= 20:
+        raise UsageError("--opset must be between 13 and 20")
+    try:
+        from .. import export
+    except ImportError as e:
+        raise DinstyleError(f"export needs onnx and onnxruntime ({e}): pip install 'dinstyle[export]'") from None
+    from ..models import load_model
+
+    model = load_model(args.model)
+    manifest = export.export_onnx(model, args.output, opset=args.opset, style_size=args.style_size,
+                                  check=not args.no_check, overwrite=args.overwrite)
+    print(f"{args.output}: {manifest['model_id']} (opset {manifest['opset']}"
+          + (f", max |onnx - torch| = {manifest['parity_max_abs_diff']:.1e}" if "parity_max_abs_diff" in manifest else "")
+          + ")")
+    if args.int8:
+        path = export.quantize_content(args.output, mode=args.int8, calibration=args.calibration)
+        print(f"{path}: int8 ({args.int8}); measure its quality before use: python benchmarks/quantization.py")
+    return 0

@@ -1,0 +1,75 @@
+"""`dinstyle video`: restyle a video file (style encoded once, audio kept, optional temporal smoothing)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("video", help="restyle a video (mp4, webm, mov, mkv, gif); audio is kept")
+    p.add_argument("input", help="input video")
+    p.add_argument("-o", "--output", help="output video; its extension picks the format "
+                   "(.mp4/.mov/.mkv: H.264, .webm: VP9, .gif; default: INPUT_stylized.EXT, or .mp4)")
+    p.add_argument("--style", required=True, action="append",
+                   help="style image, builtin:NAME or saved style code (.safetensors); repeat to blend styles")
+    p.add_argument("--style-weights", metavar="W1,W2,...", help="blend weights of repeated --style")
+    p.add_argument("--model", default="din-mobilenet", help="architecture name or model file")
+    p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1 (default 1)")
+    p.add_argument("--temporal", type=float, default=0.5, metavar="T",
+                   help="temporal stability 0..1: 0 = independent frames (default 0.5)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size", type=int, help="resize so the long side is N pixels")
+    size.add_argument("--max-size", type=int, help="shrink so the long side is at most N pixels")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
+    p.add_argument("--duration", type=float, metavar="S", help="stylize only S seconds")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="frames per forward pass (default: 1 on CPU, 8 on GPU)")
+    p.add_argument("--style-size", type=int, help="long side of the style image when encoded (default 512)")
+    p.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke scale (2 = larger strokes)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the video's colours (luminance transfer)")
+    p.add_argument("--cut-threshold", type=float, default=None, metavar="D",
+                   help="thumbnail difference (0..1) that counts as a scene cut (default 0.1)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..api import Stylizer
+    from ..errors import UsageError
+    from ..temporal import CUT_THRESHOLD
+    from ..video import stylize_video
+    from ..video_io import FORMATS, check_paths
+
+    src = Path(args.input)
+    ext = src.suffix if src.suffix.lower() in FORMATS else ".mp4"
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_stylized{ext}")
+    for name in ("alpha", "temporal"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name} must be between 0 and 1, got {getattr(args, name)}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    weights = None
+    if args.style_weights:
+        try:
+            weights = [float(w) for w in args.style_weights.split(",")]
+        except ValueError:
+            raise UsageError(f"--style-weights must be comma-separated numbers, got {args.style_weights!r}") from None
+        if len(weights) != len(args.style):
+            raise UsageError(f"--style-weights has {len(weights)} weights for {len(args.style)} styles")
+    check_paths(src, out, args.overwrite)  # before the model loads: fail fast
+    st = Stylizer.from_pretrained(args.model, device=args.device)
+    summary = stylize_video(
+        st, src, out, args.style if len(args.style) > 1 else args.style[0], size=args.size, max_size=args.max_size,
+        start=args.start, duration=args.duration, overwrite=args.overwrite, progress=not args.quiet,
+        alpha=args.alpha, temporal=args.temporal, batch_size=args.batch_size, style_size=args.style_size,
+        style_weights=weights, preserve_color=args.preserve_color, stroke_size=args.stroke_size,
+        cut_threshold=CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['output']}: {summary['frames']} frames {summary['width']}x{summary['height']} "
+              f"@ {summary['fps']:g} fps, audio {summary['audio']}, {summary['frames_per_second']} frames/s")
+    return 0

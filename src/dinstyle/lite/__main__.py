@@ -1,0 +1,96 @@
+"""``python -m dinstyle.lite --model-dir DIR --style STYLE CONTENT [CONTENT ...] -o OUT``: no torch needed."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..errors import DinstyleError, UsageError
+
+PROG = "python -m dinstyle.lite"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        print(f"{PROG}: error: {message} (see '{PROG} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Stylize images with an exported dinstyle model (onnxruntime; no torch).")
+    p.add_argument("content", nargs="+", help="content image(s)")
+    p.add_argument("--model-dir", required=True, help="directory made by 'dinstyle export onnx'")
+    p.add_argument("--style", required=True, help="style image, or a style code .safetensors file")
+    p.add_argument("-o", "--output", help="output image (one content) or directory (several); "
+                                          "default: CONTENT_stylized.png next to each content")
+    p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1 (default 1)")
+    p.add_argument("--style-size", type=int, default=None,
+                   help="scale the style image's longer side to this (default: the manifest's; 0 = as is)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--int8", action="store_true",
+                   help="use the int8 content graph (made by 'dinstyle export onnx --int8')")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    return p
+
+
+def _outputs(contents: list[Path], output: str | None) -> list[Path]:
+    if output is None:
+        return [c.with_name(f"{c.stem}_stylized.png") for c in contents]
+    out = Path(output)
+    if len(contents) == 1 and not out.is_dir():
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: with several contents, -o must be a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return [out / f"{c.stem}.png" for c in contents]
+
+
+def run(args: argparse.Namespace) -> int:
+    from .images import save_rgb
+    from .runtime import LiteModel
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    contents = [Path(c) for c in args.content]
+    outputs = _outputs(contents, args.output)
+    model = LiteModel(args.model_dir, threads=args.threads)
+    if args.int8:
+        if "int8" not in model.manifest:
+            raise UsageError(f"{args.model_dir}: has no int8 graph (export with --int8)")
+        model = LiteModel(args.model_dir, threads=args.threads, content_file=model.manifest["int8"]["file"])
+    code = model.code_for(args.style, args.style_size)
+    failed = 0
+    for content, out in zip(contents, outputs):
+        try:
+            if out.exists() and not args.overwrite:
+                raise DinstyleError(f"{out}: exists (use --overwrite to replace it)")
+            t0 = time.perf_counter()
+            save_rgb(model.stylize(content, code, args.alpha), out)
+            print(f"{out}  ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+        except DinstyleError as e:
+            if len(contents) == 1:
+                raise
+            failed += 1
+            print(f"{PROG}: skipped {content}: {e}", file=sys.stderr)
+    if failed:
+        print(f"{PROG}: {failed} of {len(contents)} images failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except DinstyleError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

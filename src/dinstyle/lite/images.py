@@ -1,0 +1,61 @@
+"""Image files <-> HxWx3 float32 arrays in [0, 1], with Pillow only (the torch-free twin of dinstyle.imageio)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DinstyleError
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as RGB floats in [0, 1] (EXIF orientation applied; alpha dropped, as dinstyle.imageio does)."""
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+    except FileNotFoundError:
+        raise DinstyleError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DinstyleError(f"{path}: cannot read image ({e})") from None
+    return np.asarray(im, dtype=np.float32) / 255.0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> uint8 with rounding (as dinstyle.imageio does)."""
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_rgb(image: np.ndarray, path: str | os.PathLike) -> None:
+    """Write atomically in the format of the extension: a crash never leaves a partial file."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise DinstyleError(f"{path}: unknown image format {path.suffix!r}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        Image.fromarray(to_uint8(image)).save(tmp, format=fmt)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise DinstyleError(f"{path}: cannot write image ({e})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize (antialiased when shrinking, like dinstyle's torch path), per channel in float."""
+    if image.shape[:2] == (h, w):
+        return image
+    chans = [Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32)).resize((w, h), Image.BILINEAR)
+             for c in range(image.shape[2])]
+    return np.stack([np.asarray(c) for c in chans], -1).astype(np.float32)
+
+
+def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
+    """Scale so the longer side is ``size`` (the same rounding as ``dinstyle.api.resize_long_side``)."""
+    h, w = image.shape[:2]
+    s = size / max(h, w)
+    return resize(image, max(1, round(h * s)), max(1, round(w * s)))

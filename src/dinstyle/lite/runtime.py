@@ -1,0 +1,135 @@
+"""Stylize with an exported model directory using onnxruntime + numpy only (no torch)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Union
+
+import numpy as np
+
+from ..errors import DinstyleError
+from .codefile import read_style_code
+from .images import load_rgb, resize_long_side
+from .manifest import read_manifest
+
+ImageLike = Union[str, os.PathLike, np.ndarray]
+Code = dict[str, np.ndarray]
+
+
+def _session(path: Path, threads: int | None, providers: list[str] | None):
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise DinstyleError(f"{path}: missing from the model directory")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
+        raise DinstyleError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]})") from None
+
+
+def _run(session, feed: dict) -> list[np.ndarray]:
+    try:
+        return session.run(None, feed)
+    except Exception as e:  # shape errors, out of memory: one line, not an onnxruntime traceback
+        raise DinstyleError(f"onnxruntime failed: {str(e).splitlines()[0][:300]}") from None
+
+
+def _nchw(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+class LiteModel:
+    """An exported model: ``encode_style(style)`` once, then ``stylize(content, code)`` per image.
+
+    Images are HxWx3 float arrays in [0, 1] or file paths; codes are {StyleCode key: array}.
+    ``content_file`` picks another content graph of the directory (e.g. ``content.int8.onnx``).
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None,
+                 providers: list[str] | None = None, content_file: str | None = None):
+        self.dir = Path(model_dir)
+        self.manifest = read_manifest(self.dir)
+        self.threads, self.providers = threads, providers
+        self.content_file = content_file or self.manifest["content"]["file"]
+        self._style_session = self._content_session = None
+
+    # ------------------------------------------------------------------ sessions (created on first use)
+    @property
+    def style_session(self):
+        if self._style_session is None:
+            path = self.dir / self.manifest["style_encoder"]["file"]
+            self._style_session = _session(path, self.threads, self.providers)
+        return self._style_session
+
+    @property
+    def content_session(self):
+        if self._content_session is None:
+            self._content_session = _session(self.dir / self.content_file, self.threads, self.providers)
+        return self._content_session
+
+    # ------------------------------------------------------------------ raw graphs, (1, 3, H, W) arrays
+    def encode_style_array(self, style: np.ndarray) -> Code:
+        outs = _run(self.style_session, {"style": np.ascontiguousarray(style, dtype=np.float32)})
+        return dict(zip(self.manifest["code_keys"], outs))
+
+    def stylize_array(self, content: np.ndarray, code: Mapping[str, np.ndarray], alpha: float = 1.0) -> np.ndarray:
+        feed = {"content": np.ascontiguousarray(content, dtype=np.float32), "alpha": np.array(alpha, np.float32)}
+        feed.update({self.manifest["code_inputs"][k]["name"]: np.ascontiguousarray(code[k], dtype=np.float32)
+                     for k in self.manifest["code_keys"]})
+        return _run(self.content_session, feed)[0]
+
+    # ------------------------------------------------------------------ images and files
+    def encode_style(self, style: ImageLike, style_size: int | None = None) -> Code:
+        """Style image -> code; the longer side is scaled to ``style_size`` (default: the manifest's, 0 = as is)."""
+        image = load_rgb(style) if isinstance(style, (str, os.PathLike)) else np.asarray(style, np.float32)
+        size = self.manifest["style_size"] if style_size is None else style_size
+        if size:
+            image = resize_long_side(image, size)
+        floor = self.manifest.get("min_style_size", 64)  # the weight nets stride the 1/8 features twice more
+        if min(image.shape[:2]) < floor:
+            raise DinstyleError(f"style image is {image.shape[1]}x{image.shape[0]} after resizing; "
+                                f"both sides must be at least {floor} px")
+        return self.encode_style_array(_nchw(image))
+
+    def load_code(self, path: str | os.PathLike) -> Code:
+        """A style code file (``StyleCode.save``), checked against this model's code layout."""
+        tensors, meta = read_style_code(path)
+        expected = self.manifest["code_inputs"]
+        if set(tensors) != set(expected):
+            raise DinstyleError(f"{path}: style code from a different architecture "
+                                f"({meta.get('model') or meta.get('arch', '?')}), not {self.manifest['model_id']}")
+        for k, t in tensors.items():
+            if list(t.shape[1:]) != expected[k]["shape"][1:] or t.shape[0] < 1:
+                raise DinstyleError(f"{path}: {k} has shape {list(t.shape)}, this model needs {expected[k]['shape']}")
+        if any(t.shape[0] != 1 for t in tensors.values()):
+            raise DinstyleError(f"{path}: holds a batch of styles; save one style per file")
+        if meta.get("model") and meta["model"] != self.manifest["model_id"]:
+            print(f"dinstyle.lite: warning: {path} was encoded by {meta['model']}, "
+                  f"this model is {self.manifest['model_id']}", file=sys.stderr)
+        return tensors
+
+    def code_for(self, style: ImageLike, style_size: int | None = None) -> Code:
+        """A style given as an image (path or array) or as a ``.safetensors`` style code file."""
+        if isinstance(style, (str, os.PathLike)) and str(style).lower().endswith(".safetensors"):
+            return self.load_code(style)
+        return self.encode_style(style, style_size)
+
+    def stylize(self, content: ImageLike, code: Mapping[str, np.ndarray], alpha: float = 1.0) -> np.ndarray:
+        """Restyle one image of any size; HxWx3 float32 in [0, 1]."""
+        if not 0.0 <= alpha <= 1.0:
+            raise DinstyleError(f"alpha must be between 0 and 1, got {alpha}")
+        image = load_rgb(content) if isinstance(content, (str, os.PathLike)) else np.asarray(content, np.float32)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise DinstyleError(f"content must be an HxWx3 image, got shape {image.shape}")
+        h, w = image.shape[:2]
+        floor = self.manifest["min_size"]  # below it the graph's reflect pads run out of pixels: edge-pad
+        if h < floor or w < floor:
+            image = np.pad(image, ((0, max(0, floor - h)), (0, max(0, floor - w)), (0, 0)), mode="edge")
+        out = self.stylize_array(_nchw(image), code, alpha)[0, :, :h, :w]
+        return np.ascontiguousarray(out.transpose(1, 2, 0))

@@ -1,0 +1,70 @@
+"""Running the content path on a device: whole image when it is small, tiles when it is large or when
+memory runs out (then smaller and smaller tiles)."""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import DinstyleError
+from .models.base import StyleTransferNet
+from .stylecode import StyleCode
+from .tiling import MIN_TILE, stylize_tiled, tile_for_budget
+
+# Above this many pixels an image is tiled, in tiles (halo included) of at most this many pixels, so
+# one number bounds the working memory. din-mobilenet needs ~0.45 KB of RAM per pixel on the CPU
+# (float32; see docs/USAGE.md): 8.4 MP stays near 4 GB whatever the image size.
+DEFAULT_MAX_PIXELS_UNTILED = 8_388_608  # 2**23, e.g. 4096 x 2048
+
+
+def is_oom(e: BaseException) -> bool:
+    """CUDA/MPS out-of-memory errors and the CPU allocator's failure all count."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg
+                                            or "not enough memory" in msg)
+
+
+def _free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def run_model(model: StyleTransferNet, x: torch.Tensor, codes: Sequence[StyleCode], alpha: float = 1.0,
+              masks: Sequence[torch.Tensor] | None = None, stroke: float | torch.Tensor | None = None,
+              tile: int | None = None, max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED,
+              progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """``model.stylize`` on ``x`` (CPU float, (B, 3, H, W)); returns CPU float32, unclamped."""
+    p = next(model.parameters())
+    dev, dt = p.device, p.dtype
+    codes = [c.to(dev, dt) for c in codes]
+    h, w = x.shape[-2:]
+    if tile is None and h * w <= max_pixels_untiled:
+        try:
+            on_dev = lambda t: t.to(dev, dt)  # noqa: E731
+            y = model.stylize(on_dev(x), codes, alpha=alpha, masks=None if masks is None else [on_dev(m) for m in masks],
+                              stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke)
+            return y.float().cpu()
+        except Exception as e:
+            if not is_oom(e):
+                raise
+            _free(dev)
+            tile = tile_for_budget(model, codes[0], h * w // 2)
+            warnings.warn(f"out of memory for {w}x{h} in one piece: retrying in {tile}-px tiles", stacklevel=2)
+    tile = tile or tile_for_budget(model, codes[0], max_pixels_untiled)
+    while True:
+        try:
+            return stylize_tiled(model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
+                                 progress=progress)
+        except Exception as e:
+            if not is_oom(e):
+                raise
+            _free(dev)
+            if tile <= MIN_TILE:
+                raise DinstyleError(f"out of memory even in {tile}-px tiles ({w}x{h}); try a smaller --max-size") from None
+            tile //= 2
+            warnings.warn(f"out of memory: retrying in {tile}-px tiles", stacklevel=2)
