@@ -274,6 +274,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--style-size", type=int, default=512, help="style image size for encoding (default 512)")
     p.add_argument("--models", default=",".join(f"{m}/{r}" for m, r in CONFIGS), help="model/runtime list")
+    p.add_argument("--no-style", action="store_true", help="skip the style-encoding rows")
     p.add_argument("--din-model", default="", help="din-mobilenet model file (default: untrained default config)")
     p.add_argument("--json", action="store_true", help="one JSON object per row instead of Markdown")
     p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
@@ -309,7 +310,8 @@ def main() -> int:
                     print(f"starting {m}/{r} with {t} thread(s) ...", file=sys.stderr, flush=True)
                     workers.append(Worker(m, r, t, args, str(Path(tmp) / "onnx")))
             timings = measure(workers, "content", sizes, args)
-            style = rows_from(workers, measure(workers, "style", [args.style_size], args), "style")
+            style = [] if args.no_style else rows_from(workers, measure(workers, "style", [args.style_size], args),
+                                                       "style")
         finally:
             for w in workers:
                 w.close()
@@ -328,8 +330,9 @@ def main() -> int:
             (">median ms", "median_ms"), (">IQR ms", "iqr_ms"), (">peak MB", "peak_mb"), (">RSS MB", "rss_mb")]
     print("### Content path (one image, size x size)\n")
     print(markdown_table(cols, content), end="\n\n")
-    print(f"### Style encoding (style image {args.style_size}x{args.style_size}; Magenta: 256x256)\n")
-    print(markdown_table(cols[:6], style), end="\n\n")
+    if style:
+        print(f"### Style encoding (style image {args.style_size}x{args.style_size}; Magenta: 256x256)\n")
+        print(markdown_table(cols[:6], style), end="\n\n")
     sp = speedups(rows)
     if sp:
         others = [k for k in sp[0] if "/" in k]

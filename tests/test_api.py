@@ -149,6 +149,7 @@ def test_stroke_map_is_per_pixel(tmp_path):
     assert left < (out - large).abs()[..., :8].mean() and right < (out - small).abs()[..., -8:].mean()
 
 
+@pytest.mark.filterwarnings("ignore:no trained weights")
 def test_seed_fixes_untrained_models():
     m1, m2, m3 = (Stylizer.from_pretrained("din-mobilenet", "cpu", seed=s).model for s in (1, 1, 2))
     state = torch.get_rng_state()

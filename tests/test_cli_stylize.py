@@ -98,7 +98,7 @@ def test_batch_with_bad_inputs_finishes_the_good_ones(files, tmp_path, capsys):
 @pytest.mark.parametrize("args,words", [
     (["--style-weights", "a,b"], "comma-separated numbers"), (["--style-weights", "1,2"], "2 weights for 1"),
     (["--style-weights", "0"], "not all zero"), (["--alpha", "2"], "--alpha"), (["--stroke-size", "0"], "positive"),
-    (["--style", "nope.jpg"], "nope.jpg: no such style image"), (["--style", "builtin:nope"], "no such built-in"),
+    (["--style", "nope.jpg"], "nope.jpg: no such file"), (["--style", "builtin:nope"], "no such built-in"),
     (["--mask", "nomask.png"], "nomask.png: no such file"), (["--bogus"], "unrecognized"),
     (["-o", "-", "--json"], "both need stdout")])
 def test_usage_errors_exit_2_with_one_line(files, tmp_path, capsys, args, words):
@@ -233,8 +233,9 @@ def test_seed_device_and_pixel_limits(files, tmp_path, capsys):
     assert "UNTRAINED" in capsys.readouterr().err
     s1, s1b, s2 = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("s1", "s1b", "s2"))
     assert np.array_equal(s1, s1b) and not np.array_equal(s1, s2)
-    assert run(files, src, "--style", files / "style.png", "--max-pixels", "1000", "-o", tmp_path / "x.png") == 1
-    assert "48x32 = 1,536 pixels, over the limit of 1,000" in capsys.readouterr().err
+    big = photo(tmp_path / "big.png", 64, 48)
+    assert run(files, big, "--style", files / "style.png", "--max-pixels", "2000", "-o", tmp_path / "x.png") == 1
+    assert "big.png: 64x48 = 3,072 pixels, over the limit of 2,000" in capsys.readouterr().err
     assert run(files, src, "--style", files / "style.png", "--max-pixels-untiled", "100", "--device", "cpu",
                "--no-half", "-o", tmp_path / "t.png") == 0
     if not torch.cuda.is_available():

@@ -166,7 +166,8 @@ def test_corrupt_style_code_files_are_one_line_errors(tmp_path, setup):
 
 def test_cli_errors_and_batches(tmp_path, setup, capsys):
     onnx_dir, style, content = str(setup["onnx"]), str(setup["style"]), str(setup["content"])
-    assert lite_main(["--model-dir", str(tmp_path / "none"), "--style", style, content, "-o", str(tmp_path / "o.png")]) == 1
+    missing = str(tmp_path / "none")
+    assert lite_main(["--model-dir", missing, "--style", style, content, "-o", str(tmp_path / "o.png")]) == 1
     err = capsys.readouterr().err
     assert "no such model directory" in err and len(err.strip().splitlines()) == 1
     assert lite_main(["--model-dir", onnx_dir, "--style", style, content, "--alpha", "2"]) == 2
@@ -184,3 +185,11 @@ def test_cli_errors_and_batches(tmp_path, setup, capsys):
     assert _pixels(tmp_path / "d" / "content.png").shape == (45, 61, 3)
     assert _pixels(tmp_path / "d" / "tiny.png").shape == (7, 9, 3)
     assert not (tmp_path / "d" / "bad.png").exists()
+
+
+def test_code_from_other_weights_warns(tmp_path, setup, capsys):
+    code = _torch_code(setup["model"], setup["style"])
+    code.meta.update(model="din-mobilenet:other.safetensors", weights="0123456789abcdef")
+    code.save(tmp_path / "other.safetensors")
+    LiteModel(setup["onnx"]).load_code(tmp_path / "other.safetensors")
+    assert "other weights" in capsys.readouterr().err

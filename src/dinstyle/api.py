@@ -166,7 +166,7 @@ class Stylizer:
             return self._codes[key]
         if is_builtin(style):
             entry = builtin_style(style)
-            style, label, sha = entry.path, style, f"builtin:{entry.name}"
+            style, label, sha = entry.path, style, file_sha256(entry.path)
         elif isinstance(style, (str, os.PathLike)):
             if not Path(style).is_file():
                 raise DinstyleError(f"{style}: no such style image")
@@ -179,9 +179,10 @@ class Stylizer:
         if key not in self._codes:
             xs = resize_long_side(x, style_size) if style_size else x
             code = self.model.encode_style(xs.to(self.device, self.dtype))
-            code.meta.update(model=self.model_id, arch=self.model.arch, config=json.loads(json.dumps(self.model.describe()["config"])),
-                             weights=self.fingerprint, style=Path(label).name, style_sha256=sha,
-                             style_size=style_size or max(x.shape[-2:]), version=__version__)
+            config = json.loads(json.dumps(self.model.describe()["config"]))  # as it will read back from a file
+            code.meta.update(model=self.model_id, arch=self.model.arch, config=config, weights=self.fingerprint,
+                             style=Path(label).name, style_sha256=sha, style_size=style_size or max(x.shape[-2:]),
+                             version=__version__)
             if len(self._codes) >= 64:
                 self._codes.pop(next(iter(self._codes)))
             self._codes[key] = code

@@ -205,7 +205,7 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True,
     try:
         tmp = atomic_path(path)
     except OSError as e:
-        raise DinstyleError(f"{path}: cannot write here ({e.strerror or e})") from None
+        raise DinstyleError(f"{path}: cannot write in {path.parent} ({e.strerror or e})") from None
     try:
         im.save(tmp, format=fmt, **{**opts, **kwargs})
         os.chmod(tmp, 0o666 & ~_UMASK)

@@ -71,7 +71,8 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     """Lanczos resize of an HxWx3 float array (per channel in Pillow's float mode, no 8-bit rounding)."""
     from PIL import Image
 
-    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(a[..., c])).resize((w, h), Image.LANCZOS)) for c in range(3)]
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(a[..., c])).resize((w, h), Image.LANCZOS))
+             for c in range(3)]
     return np.clip(np.stack(chans, -1), 0.0, 1.0)
 
 

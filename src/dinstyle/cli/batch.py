@@ -100,10 +100,15 @@ def assign_outputs(items: list[Item], output: str | None, fmt: str | None, overw
     write one path twice, never replace an existing file without ``overwrite``)."""
     live = [it for it in items if it.error is None]
     if fmt:
-        output_format(Path("x." + fmt.lower().lstrip(".")))  # validates --format (raised as usage error)
+        try:
+            output_format(Path("x." + fmt.lower().lstrip(".")))
+        except DinstyleError:
+            raise UsageError(f"--format {fmt}: not a format Pillow can write (png, jpg, webp, tif, ...)") from None
     if output == "-" and len(items) != 1:
         raise UsageError("-o - (stdout) takes exactly one input")
     to_dir = output_is_folder(output, len(items), any_folder)
+    if to_dir and Path(output).exists() and not Path(output).is_dir():
+        raise UsageError(f"-o {output}: is a file, but several inputs need an output folder")
     if output and not to_dir and output != "-":
         if fmt:
             raise UsageError("--format applies to -o FOLDER or default names; -o FILE takes its extension")

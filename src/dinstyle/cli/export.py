@@ -1,6 +1,8 @@
 """`dinstyle export onnx`: style encoder + content graphs and a manifest, for `python -m dinstyle.lite`."""
 from __future__ import annotations
 
+import importlib.util
+
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model for deployment (ONNX; runs without torch via dinstyle.lite)")
@@ -26,18 +28,18 @@ def run(args) -> int:
         raise UsageError("--style-size must be at least 64")
     if not 13 <= args.opset <= 20:
         raise UsageError("--opset must be between 13 and 20")
-    try:
-        from .. import export
-    except ImportError as e:
-        raise DinstyleError(f"export needs onnx and onnxruntime ({e}): pip install 'dinstyle[export]'") from None
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DinstyleError(f"export needs {' and '.join(missing)}: pip install 'dinstyle[export]'")
+    from .. import export
     from ..models import load_model
 
     model = load_model(args.model)
     manifest = export.export_onnx(model, args.output, opset=args.opset, style_size=args.style_size,
                                   check=not args.no_check, overwrite=args.overwrite)
-    print(f"{args.output}: {manifest['model_id']} (opset {manifest['opset']}"
-          + (f", max |onnx - torch| = {manifest['parity_max_abs_diff']:.1e}" if "parity_max_abs_diff" in manifest else "")
-          + ")")
+    parity = manifest.get("parity_max_abs_diff")
+    checked = f", max |onnx - torch| = {parity:.1e}" if parity is not None else ", not checked"
+    print(f"{args.output}: {manifest['model_id']} (opset {manifest['opset']}{checked})")
     if args.int8:
         path = export.quantize_content(args.output, mode=args.int8, calibration=args.calibration)
         print(f"{path}: int8 ({args.int8}); measure its quality before use: python benchmarks/quantization.py")

@@ -100,6 +100,7 @@ def _resize(im, alpha, size: int | None, max_size: int | None):
 
 
 def run(args) -> int:
+    from ..builtin_styles import builtin_style, is_builtin
     from ..imageio import DEFAULT_MAX_PIXELS, decode_image
     from ..stylize_run import DEFAULT_MAX_PIXELS_UNTILED
     from .batch import assign_outputs, expand_inputs
@@ -111,24 +112,27 @@ def run(args) -> int:
     items = expand_inputs(args.content, exclude=out_dir)
     assign_outputs(items, args.output, args.format, args.overwrite,
                    any_folder=any(Path(c).is_dir() for c in args.content))
-    try:  # files shared by every item: unusable means nothing can succeed (each item re-reads them: small)
-        for path in (args.mask, args.stroke_map):
-            if path:
-                decode_image(path, max_pixels)
+    try:  # files shared by every item: unusable means nothing can succeed (checked before the model loads)
+        for path in (args.mask, args.stroke_map, *args.style):
+            if path and not path.endswith(".safetensors"):
+                decode_image(builtin_style(path).path if is_builtin(path) else path, max_pixels)
     except DinstyleError as e:
         raise UsageError(str(e)) from None
 
     from ..api import Stylizer
 
-    st = Stylizer.from_pretrained(args.model, device=args.device, half=args.half, seed=args.seed)
     opts = dict(alpha=args.alpha, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
                 stroke_size=args.stroke_size, tile=args.tile, max_pixels=max_pixels,
                 max_pixels_untiled=int(args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED))
-    try:  # encode every style once up front: a bad style is a usage error, found before any work
-        for s in args.style:
-            st.encode_style(s, None if s.endswith(".safetensors") else (args.style_size or 512))
-    except DinstyleError as e:
-        raise UsageError(str(e)) from None
+    st = None
+    if any(it.error is None for it in items):  # nothing to do: no model to load
+        st = Stylizer.from_pretrained(args.model, device=args.device, half=args.half, seed=args.seed)
+        try:  # a style code for another model is a usage error, found before any work
+            for s in args.style:
+                if s.endswith(".safetensors"):
+                    st.encode_style(s)
+        except DinstyleError as e:
+            raise UsageError(str(e)) from None
     style_label = args.style[0] if len(args.style) == 1 else args.style
     return _process(items, st, args, opts, style_label)
 
@@ -180,6 +184,9 @@ def _process(items, st, args, opts, style_label) -> int:
                 if it.output != "-":
                     try:
                         Path(it.output).parent.mkdir(parents=True, exist_ok=True)
+                    except (FileExistsError, NotADirectoryError):
+                        raise DinstyleError(f"{it.output}: a part of {Path(it.output).parent} is a file, "
+                                            "not a folder") from None
                     except OSError as e:
                         raise DinstyleError(f"{it.output}: cannot create its folder ({e.strerror or e})") from None
                 save_image(im, it.output, overwrite=args.overwrite, format=stdout_format if it.output == "-" else None)
@@ -203,7 +210,7 @@ def _process(items, st, args, opts, style_label) -> int:
         except DinstyleError as e:
             fail(it, str(e))
             continue
-        if batch and (batch[0][1].size != rgb.size or len(batch) >= args.batch_size):
+        if batch and batch[0][1].size != rgb.size:  # a batch holds one image size
             flush()
         batch.append((it, rgb, alpha, t0))
         if len(batch) >= args.batch_size:

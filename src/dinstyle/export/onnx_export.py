@@ -123,6 +123,16 @@ def export_onnx(model: StyleTransferNet, out_dir: str | Path, opset: int = DEFAU
     return manifest
 
 
+def weights_fingerprint(model: StyleTransferNet) -> str | None:
+    """The API's hash of the trainable weights, also stored in style codes: ties codes to weights."""
+    try:
+        from ..api import Stylizer
+
+        return Stylizer(model, device="cpu").fingerprint
+    except Exception:  # noqa: BLE001 (an older API without fingerprints: the model id still guards)
+        return None
+
+
 def _export_into(model: StyleTransferNet, out_dir: Path, opset: int, style_size: int) -> dict:
     model = model.float().cpu().eval()
     style = torch.rand(1, 3, *TRACE_STYLE_HW, generator=torch.Generator().manual_seed(1))
@@ -155,5 +165,8 @@ def _export_into(model: StyleTransferNet, out_dir: Path, opset: int, style_size:
         "style_encoder": {"file": GRAPH_FILES[0], "inputs": ["style"], "outputs": names},
         "content": {"file": GRAPH_FILES[1], "inputs": ["content", "alpha", *names], "outputs": ["stylized"]},
     }
+    fingerprint = weights_fingerprint(model)
+    if fingerprint:
+        manifest["weights"] = fingerprint
     write_manifest(out_dir, manifest)
     return manifest

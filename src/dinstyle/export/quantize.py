@@ -69,7 +69,8 @@ def quantize_content(model_dir: str | os.PathLike, mode: str = "static",
                                               quantize_static)
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as e:
-        raise DinstyleError(f"int8 quantization needs onnx and onnxruntime ({e}): pip install 'dinstyle[export]'") from None
+        raise DinstyleError(f"int8 quantization needs onnx and onnxruntime ({e}): "
+                            "pip install 'dinstyle[export]'") from None
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     src, dst = model_dir / manifest["content"]["file"], model_dir / INT8_FILE

@@ -18,7 +18,10 @@ Code = dict[str, np.ndarray]
 
 
 def _session(path: Path, threads: int | None, providers: list[str] | None):
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise DinstyleError("the runtime needs onnxruntime: pip install onnxruntime") from None
 
     if not path.is_file():
         raise DinstyleError(f"{path}: missing from the model directory")
@@ -109,9 +112,10 @@ class LiteModel:
                 raise DinstyleError(f"{path}: {k} has shape {list(t.shape)}, this model needs {expected[k]['shape']}")
         if any(t.shape[0] != 1 for t in tensors.values()):
             raise DinstyleError(f"{path}: holds a batch of styles; save one style per file")
-        if meta.get("model") and meta["model"] != self.manifest["model_id"]:
-            print(f"dinstyle.lite: warning: {path} was encoded by {meta['model']}, "
-                  f"this model is {self.manifest['model_id']}", file=sys.stderr)
+        mine, theirs = self.manifest.get("weights"), meta.get("weights")
+        if (mine and theirs and mine != theirs) or (meta.get("model") and meta["model"] != self.manifest["model_id"]):
+            print(f"dinstyle.lite: warning: {path} was encoded by other weights ({meta.get('model', '?')}) than "
+                  f"this model ({self.manifest['model_id']}); results may be off", file=sys.stderr)
         return tensors
 
     def code_for(self, style: ImageLike, style_size: int | None = None) -> Code:
