@@ -8,6 +8,15 @@ from dinstyle.models import create_model
 TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """Tiny convolutions on a 2-core machine: torch's thread pool only fights itself (up to 10x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def tiny_model():
     """A small, fast din-mobilenet with a random VGG style encoder."""

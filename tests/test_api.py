@@ -11,17 +11,10 @@ from dinstyle.controls import preserve_color
 from dinstyle.errors import DinstyleError, UsageError
 from dinstyle.models import create_model, save_model
 from dinstyle.stylecode import StyleCode
+from conftest import TINY
 
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 SS = 64  # style size used throughout: small is fast
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convs on a shared 2-core machine
-    yield
-    torch.set_num_threads(n)
 
 
 def tiny_model_file(path, seed=0, **cfg):

@@ -15,16 +15,9 @@ from PIL import Image
 
 from dinstyle.cli import main
 from dinstyle.models import create_model, save_model
+from conftest import TINY
 
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convs on a shared 2-core machine
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from dinstyle.layers.deform import (DeformableDIN, _torchvision_deform_conv2d, d
                                     deform_dynamic_conv2d_torchvision)
 from dinstyle.layers.din import DIN, dynamic_conv2d, pad_same
 from dinstyle.models import create_model
+from conftest import TINY
 
 D = torch.float64
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 
 
 # ---------------------------------------------------------------- slow reference (explicit loops)

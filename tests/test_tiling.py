@@ -6,17 +6,9 @@ import torch
 
 from dinstyle.models import create_model
 from dinstyle.tiling import _window, plan_tiles, receptive_radius, stylize_tiled, tile_for_budget
+from conftest import TINY
 
-TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions on a shared 2-core machine: one thread avoids 10x spin-wait slowdowns."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

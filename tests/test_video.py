@@ -61,14 +61,6 @@ def read_clip(path: Path) -> dict:
     return {**info, "frames": frames, "size": (frames[0].shape[1], frames[0].shape[0]) if frames else None}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: torch's thread pool only fights itself on tiny frames."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
