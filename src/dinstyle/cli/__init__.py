@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
 from .. import __version__
 from ..errors import DinstyleError
 
-COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "train", "check-data", "export"]  # module names under dinstyle.cli, in help order
+# Module names under dinstyle.cli ('-' becomes '_'), in help order.
+COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "train", "check-data", "export"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except (MemoryError, torch_oom()) as e:
-        return _fail(f"out of memory ({str(e).splitlines()[0][:120]}); try a smaller --max-size or --tile", 1)
+        return _fail(f"out of memory ({_first_line(e)}); try a smaller --max-size or --tile", 1)
+    except OSError as e:  # disk full, permissions, ...: the user's environment, not a bug
+        return _fail(_first_line(e), 1)
+    except Exception as e:  # a bug: one line for users, the traceback on request
+        if os.environ.get("DINSTYLE_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(e).__name__}: {_first_line(e)} (set DINSTYLE_DEBUG=1 for the traceback)", 1)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0][:200]
 
 
 def torch_oom() -> type:
