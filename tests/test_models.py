@@ -1,4 +1,7 @@
 """The architectures: gradients, sizes, style codes, masks, alpha, and self-describing model files."""
+import os
+import stat
+
 import pytest
 import torch
 
@@ -80,6 +83,9 @@ def test_model_file_round_trip_is_self_describing(tmp_path, tiny_model):
     path = tmp_path / "m.safetensors"
     save_model(tiny_model, path, info={"steps": 3})
     tensors, meta = load_safetensors(path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, "atomic writes must not leave files private"
     assert meta["arch"] == "din-mobilenet" and meta["config"]["widths"] == [8, 16, 32]
     assert meta["style_backbone"] == "random-vgg19" and meta["version"] and meta["info"]["steps"] == 3
     assert not any(k.startswith("style_encoder.backbone.") for k in tensors), "frozen backbone must not be stored"

@@ -26,8 +26,6 @@ DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k: bigger is almost surely a mistak
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "TGA", "JPEG2000", "BMP", "ICO"}
 Source = Union[str, os.PathLike, bytes, BinaryIO]
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: temp files are 0600, finished outputs get the usual permissions
 
 
 def image_extensions() -> set[str]:
@@ -208,7 +206,6 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True,
         raise DinstyleError(f"{path}: cannot write in {path.parent} ({e.strerror or e})") from None
     try:
         im.save(tmp, format=fmt, **{**opts, **kwargs})
-        os.chmod(tmp, 0o666 & ~_UMASK)
         if overwrite:
             os.replace(tmp, path)
         else:

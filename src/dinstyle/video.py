@@ -182,8 +182,7 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
     import av
     from tqdm import tqdm
 
-    from .video_io import (VideoReader, VideoWriter, check_paths, needs_even_size, sigterm_as_interrupt, to_rgb,
-                           umask)
+    from .video_io import VideoReader, VideoWriter, check_paths, needs_even_size, sigterm_as_interrupt, to_rgb
 
     in_path, out_path = Path(in_path), Path(out_path)
     controls["temporal"] = temporal
@@ -232,7 +231,6 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
                 bar.update(1)
             writer.close()
             elapsed = time.perf_counter() - t_start
-            os.chmod(tmp, 0o666 & ~umask())  # mkstemp made it private; give it the usual permissions
             os.replace(tmp, out_path)
     except BaseException as e:
         if writer is not None:

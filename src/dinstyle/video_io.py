@@ -292,10 +292,3 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def umask() -> int:
-    """The process umask (only readable by setting it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

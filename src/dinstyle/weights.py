@@ -26,10 +26,24 @@ class WeightsError(DinstyleError):
     """A weights file is missing, unreadable or of the wrong layout (message is one line)."""
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the umask can only be read by setting it
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_path(path: Path) -> Path:
-    """A temporary sibling of ``path``; rename it over ``path`` when complete (same filesystem)."""
+    """A temporary sibling of ``path``; rename it over ``path`` when complete (same filesystem).
+
+    mkstemp makes the file private (0600); it gets the permissions a plain ``open`` would give, since
+    it becomes the user's output.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     return Path(tmp)
 
 
@@ -42,6 +56,7 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], 
     tmp = atomic_path(path)
     try:
         save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # safetensors recreates the file private
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

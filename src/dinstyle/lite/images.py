@@ -36,6 +36,9 @@ def save_rgb(image: np.ndarray, path: str | os.PathLike) -> None:
         raise DinstyleError(f"{path}: unknown image format {path.suffix!r}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
     os.close(fd)
+    mask = os.umask(0o022)  # mkstemp made it private (0600): give the output the usual permissions
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
     try:
         Image.fromarray(to_uint8(image)).save(tmp, format=fmt)
         os.replace(tmp, path)
