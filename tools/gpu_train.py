@@ -49,9 +49,10 @@ TOY = os.environ.get("TOY") == "1"
 # Candidates: AdaIN's 10x style/content balance, a stronger style term, a faster learning rate for short
 # budgets, a random-VGG loss network (content and style terms: their scales differ by orders of magnitude
 # from the ImageNet VGG's, so the two terms must share a net; it transferred texture in earlier pilots),
-# and the cheap Lite0 style encoder.
+# the cheap Lite0 style encoder, and a wider generator (capacity; still 48x cheaper than adain).
 DEFAULT_PILOTS = ("sw10:style_weight=10;sw30:style_weight=30;sw10-lr3e-4:style_weight=10,lr=3e-4;"
-                  "randvgg:style_weight=10,loss_net=random-vgg19;lite0enc:style_weight=10,style_encoder=efficientnet-lite0")
+                  "randvgg:style_weight=10,loss_net=random-vgg19;lite0enc:style_weight=10,style_encoder=efficientnet-lite0;"
+                  "wide:style_weight=10,config=configs/din-mobilenet-wide.toml")
 S = {"budget_s": 1500 if TOY else 540, "pilot_min": 0.1 if TOY else 2.0, "steps": 2 if TOY else 10_000_000,
      "batch_size": 2 if TOY else 16, "size": 64 if TOY else 256, "workers": 0 if TOY else 3,
      "final_workers": 0 if TOY else 7, "pairs": 3 if TOY else 32, "eval_size": 64 if TOY else 256,
@@ -272,7 +273,8 @@ def main() -> int:
 
                 sections.append(f"{key}: {os.environ[key]} {json.dumps(load_safetensors(os.environ[key])[1].get('info'))}")
         minutes = max(0.05, (left() - S["eval_reserve_s"]) / 60)
-        adain = {k: v for k, v in winner.items() if k != "style_encoder"}  # AdaIN's encoder is its own VGG
+        # AdaIN's encoder is its own VGG, and din-mobilenet's model settings (config=) do not apply to it.
+        adain = {k: v for k, v in winner.items() if k not in ("style_encoder", "config")}
         procs = {"final-din": start_train("final-din", "din-mobilenet", winner, minutes, S["final_workers"],
                                           os.environ.get("INIT_DIN", "")),
                  "final-adain": start_train("final-adain", "adain", adain, minutes, S["final_workers"],
