@@ -141,3 +141,37 @@ def test_cli_export(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("dinstyle: error:") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "y").exists()
+
+
+@pytest.fixture(scope="module")
+def exported_deform(tmp_path_factory):
+    """A tiny deformable model whose offset predictors are non-zero, so the sampled offsets matter."""
+    torch.manual_seed(0)
+    model = create_model("din-mobilenet-deform", **TINY).eval()
+    for din in model.dins.values():
+        torch.nn.init.normal_(din.offset_pw.weight, std=0.5)
+        torch.nn.init.normal_(din.offset_pw.bias, std=0.5)
+    d = tmp_path_factory.mktemp("deform") / "onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        manifest = export_onnx(model, d)
+    return model, manifest, LiteModel(d)
+
+
+@pytest.mark.parametrize("hw", [(33, 47), (64, 64)])
+def test_deformable_content_graph_matches_pytorch(exported_deform, hw):
+    model, manifest, lite = exported_deform
+    assert manifest["arch"] == "din-mobilenet-deform" and manifest["parity_max_abs_diff"] <= 1e-3
+    code = _code(model, 72, 56, seed=1)
+    arrays = {k: v.numpy() for k, v in code.tensors.items()}
+    x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(2))
+    for alpha in (1.0, 0.4):
+        with torch.no_grad():
+            ref = model.stylize(x, code, alpha=alpha).clamp(0, 1)
+            undeformed = model.stylize(x, code, alpha=alpha, stroke=0.0).clamp(0, 1)
+        assert (ref - undeformed).abs().max() > 0.05  # the offsets really move the taps
+        out = lite.stylize_array(x.numpy(), arrays, alpha)
+        assert out.shape == tuple(ref.shape)
+        assert np.abs(out - ref.numpy()).max() <= 1e-3, (hw, alpha)
+    img = lite.stylize(np.random.default_rng(0).random((*hw, 3)).astype(np.float32), arrays)
+    assert img.shape == (*hw, 3) and 0 <= img.min() and img.max() <= 1

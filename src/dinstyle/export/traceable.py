@@ -5,7 +5,9 @@
   traced size, with PyTorch's bins (start floor(i*n/k), end ceil((i+1)*n/k)).
 * ``DIN.conv``: the batch-folded dynamic conv reshapes the kernel with the traced batch size, so the
   exporter cannot know the kernel shape. The exported graph has batch 1, where the folded conv *is* a
-  grouped conv whose weight is the code's kernel (a graph input of static shape).
+  grouped conv whose weight is the code's kernel (a graph input of static shape). ``DeformableDIN``
+  keeps its own conv: grid_sample (ONNX GridSample, opset >= 16) + a matmul contraction trace as they
+  are (its torchvision path is skipped while tracing). Stroke control is not a graph input (as trained).
 * ``apply_din``: the base class takes ``alpha`` as a Python float (baked in by tracing); here each DIN
   output is blended with a tensor ``alpha`` the same way, so alpha stays a graph input.
 """
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DinstyleError
+from ..layers.deform import DeformableDIN
 from ..layers.din import DIN, pad_same
 from ..models.base import StyleTransferNet
 
@@ -64,7 +67,7 @@ def traceable_content_path(model: StyleTransferNet, alpha: torch.Tensor) -> Iter
     """Within the block, ``model.stylize(..., alpha=1.0)`` blends every DIN level with tensor ``alpha``
     and runs each DIN conv as a batch-1 grouped conv. Instance attributes only; removed on exit."""
     dins = list(model.dins.values())
-    unsupported = sorted({type(d).__name__ for d in dins if type(d) is not DIN})
+    unsupported = sorted({type(d).__name__ for d in dins if type(d) not in (DIN, DeformableDIN)})
     if unsupported:
         raise DinstyleError(f"ONNX export does not support {', '.join(unsupported)} layers yet")
     cls_apply = type(model).apply_din
@@ -73,12 +76,13 @@ def traceable_content_path(model: StyleTransferNet, alpha: torch.Tensor) -> Iter
         y = cls_apply(model, name, x)  # full style (alpha 1.0 in the stylize context)
         return x + alpha * (y - x)
 
+    folded = [d for d in dins if type(d) is DIN]  # deformable DIN's matmul contraction traces as is
     model.apply_din = apply_din
-    for d in dins:
+    for d in folded:
         d.conv = _single_conv(d.groups)
     try:
         yield
     finally:
         del model.apply_din
-        for d in dins:
+        for d in folded:
             del d.conv
