@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import pytest
@@ -6,6 +7,8 @@ import torch
 from dinstyle.models import create_model
 
 TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
+# The same model as a `dinstyle train --config` table.
+TINY_MODEL_TOML = "[model]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())  # JSON values are TOML here
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,8 @@
 """The Python API: every control changes the output the way it says; inputs come back as the same kind."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from PIL import Image
 from dinstyle import Stylizer
 from dinstyle.controls import preserve_color
 from dinstyle.errors import DinstyleError, UsageError
+from dinstyle.imageio import tensor_to_pil
 from dinstyle.models import create_model, save_model
 from dinstyle.stylecode import StyleCode
 from conftest import TINY
@@ -223,3 +226,28 @@ def test_tiles_forced_automatic_and_after_out_of_memory(st, monkeypatch):
 def test_a_fresh_code_object_passes_its_own_check(st):
     code = st.encode_style(A, style_size=SS)
     assert st.stylize(img(), code).shape == (1, 3, 48, 64)
+
+
+def test_a_style_file_is_hashed_and_decoded_once_per_batch(st, tmp_path, monkeypatch):
+    import dinstyle.api as api
+
+    path = tmp_path / "style-once.png"
+    tensor_to_pil(img(40, 40, seed=9)).save(path)
+    calls = {"sha": 0, "open": 0}
+    real_sha, real_open = api.file_sha256, api.open_image
+
+    def sha(p):
+        calls["sha"] += 1
+        return real_sha(p)
+
+    def open_(*a, **k):
+        calls["open"] += 1
+        return real_open(*a, **k)
+
+    monkeypatch.setattr(api, "file_sha256", sha)
+    monkeypatch.setattr(api, "open_image", open_)
+    outs = [st.stylize(img(seed=i), str(path)) for i in range(3)]
+    assert calls == {"sha": 1, "open": 1} and len(outs) == 3
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # touched: hash again
+    st.stylize(img(), str(path))
+    assert calls["sha"] == 2 and calls["open"] == 1  # same bytes: same code, still no decode

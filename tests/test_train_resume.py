@@ -11,6 +11,8 @@ from dinstyle.models import load_model_file
 from dinstyle.train.checkpoint import load_checkpoint, read_log
 from dinstyle.train.synthetic import make_image_folder
 
+from conftest import TINY_MODEL_TOML
+
 TOML = """
 arch = "din-mobilenet"
 size = 32
@@ -20,13 +22,7 @@ sample_every = 0
 sample_count = 2
 loss_net = "random-vgg19"
 lr = 1e-3
-[model]
-style_encoder = "random-vgg19"
-widths = [8, 16, 32]
-res_blocks = 1
-din_groups = [4, 4, 8]
-style_hidden = 16
-"""
+""" + TINY_MODEL_TOML
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from . import __version__, controls
 from .builtin_styles import builtin_style, is_builtin
 from .controls import LARGE, SMALL, gray_map, region_masks, resize_long_side, stroke_multiplier
 from .errors import DinstyleError, UsageError
-from .imageio import DEFAULT_MAX_PIXELS, load_image, pil_to_tensor, split_alpha, tensor_to_pil
+from .imageio import DEFAULT_MAX_PIXELS, open_image, pil_to_tensor, tensor_to_pil, to_srgb
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id
 from .stylecode import StyleCode, blend, file_sha256
 from .stylize_run import DEFAULT_MAX_PIXELS_UNTILED, run_model
@@ -54,10 +54,8 @@ def pick_device(device: str = "auto") -> torch.device:
 def _to_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Any image -> ((B, 3, H, W) float32 CPU in [0, 1], alpha (B, 1, H, W) or None)."""
-    if isinstance(image, (str, os.PathLike)):
-        image = load_image(image, keep_alpha=True, max_pixels=max_pixels)
-    if isinstance(image, Image.Image):
-        rgb, alpha = split_alpha(image)
+    if isinstance(image, (str, os.PathLike, Image.Image)):
+        rgb, alpha = open_image(image, max_pixels) if not isinstance(image, Image.Image) else to_srgb(image)
         return pil_to_tensor(rgb), None if alpha is None else pil_to_tensor(alpha)[:, :1]
     if isinstance(image, np.ndarray):
         a = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
@@ -101,6 +99,7 @@ class Stylizer:
         self.dtype = torch.float16 if self.half else torch.float32
         self.model = model.to(self.device, self.dtype).eval()
         self._codes: dict[tuple, StyleCode] = {}
+        self._file_sha: dict[tuple[str, int], str] = {}  # (path, mtime) -> sha256 of the style file
         self._fingerprint: str | None = None
 
     @classmethod
@@ -165,18 +164,22 @@ class Stylizer:
                 self._codes[key] = self.check_code(StyleCode.load(style), label)
             return self._codes[key]
         if is_builtin(style):
-            entry = builtin_style(style)
-            style, label, sha = entry.path, style, file_sha256(entry.path)
-        elif isinstance(style, (str, os.PathLike)):
-            if not Path(style).is_file():
+            style, label = builtin_style(style).path, style
+        if isinstance(style, (str, os.PathLike)):
+            p = Path(style)
+            if not p.is_file():
                 raise DinstyleError(f"{style}: no such style image")
-            sha = file_sha256(style)
+            # A batch reuses one style for every image: hash each file once and decode it only on a miss.
+            stamp = (str(p.resolve()), p.stat().st_mtime_ns)
+            if stamp not in self._file_sha:
+                self._file_sha[stamp] = file_sha256(p)
+            sha, x = self._file_sha[stamp], None
         else:
-            sha = None
-        x, _ = _to_tensor(style)
-        sha = sha or hashlib.sha256(x.numpy().tobytes()).hexdigest()
+            x, _ = _to_tensor(style)
+            sha = hashlib.sha256(x.numpy().tobytes()).hexdigest()
         key = (sha, style_size)
         if key not in self._codes:
+            x = x if x is not None else _to_tensor(style)[0]
             xs = resize_long_side(x, style_size) if style_size else x
             code = self.model.encode_style(xs.to(self.device, self.dtype))
             config = json.loads(json.dumps(self.model.describe()["config"]))  # as it will read back from a file

@@ -138,7 +138,7 @@ def load_image(path: Source, keep_alpha: bool = False, max_pixels: int | None = 
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
-    """PIL image -> (1, 3, H, W) float in [0, 1] (alpha dropped; use :func:`split_alpha` first)."""
+    """PIL image -> (1, 3, H, W) float in [0, 1] (alpha dropped; use :func:`to_srgb` first)."""
     a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).contiguous()
 
@@ -149,11 +149,6 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     x = x[0] if x.dim() == 4 else x
     a = (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(a, "RGBA" if a.shape[2] == 4 else "RGB")
-
-
-def split_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """(RGB, alpha or None) of a PIL image of any mode."""
-    return to_srgb(im)
 
 
 def output_format(path: str | os.PathLike) -> str:

@@ -29,10 +29,6 @@ class StyleCode:
     def levels(self) -> list[str]:
         return sorted({k.rsplit(".", 1)[0] for k in self.tensors})
 
-    @property
-    def batch_size(self) -> int:
-        return next(iter(self.tensors.values())).shape[0]
-
     def to(self, device=None, dtype=None) -> "StyleCode":
         return StyleCode({k: v.to(device=device, dtype=dtype) for k, v in self.tensors.items()}, dict(self.meta))
 

@@ -15,7 +15,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import UsageError
-    from ..models import ARCHS, load_model
+    from ..models import ARCHS, load_model, model_id
     from ..profile import markdown_table, profile_all
 
     try:
@@ -30,9 +30,9 @@ def run(args) -> int:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # untrained weights do not change the counts
-            models = {m: load_model(m) for m in args.model}
-        if not all(m in ARCHS for m in args.model):
-            models = {getattr(m, "arch", k) if k not in ARCHS else k: m for k, m in models.items()}
+            loaded = {m: load_model(m) for m in args.model}
+        # an architecture name stays the key; a file becomes "arch:file name"
+        models = {m if m in ARCHS else model_id(model): model for m, model in loaded.items()}
     result = profile_all(sizes=sizes, models=models)
     if args.json:
         print(json.dumps(result))

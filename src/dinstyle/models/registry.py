@@ -7,7 +7,6 @@ training info.
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -108,10 +107,6 @@ def model_id(model: StyleTransferNet) -> str:
     info = getattr(model, "info", {}) or {}
     f = info.get("file")
     return f"{model.arch}:{Path(f).name if f else 'untrained'}"
-
-
-def config_json(model: StyleTransferNet) -> str:
-    return json.dumps(model.describe(), sort_keys=True)
 
 
 __all__ = ["ARCHS", "DEFAULT_MODEL", "create_model", "load_model", "load_model_file", "save_model", "model_id"]
