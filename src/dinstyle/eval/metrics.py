@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..layers.din import instance_stats
+
 # sRGB (linear) <-> XYZ, D65 (IEC 61966-2-1), and the D65 reference white.
 _RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
                          [0.2126729, 0.7151522, 0.0721750],
@@ -73,12 +75,6 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return s.mean((1, 2, 3)).float()
 
 
-def mean_std(f: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel spatial mean and standard deviation of features (B, C, H, W) -> (B, C) each."""
-    mu = f.mean((2, 3))
-    return mu, (f.var((2, 3), unbiased=False) + eps).sqrt()
-
-
 def style_loss(net: torch.nn.Module, output: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """The AdaIN-style statistics loss under a frozen backbone ``net``: summed over its four
     ``style_taps``, the mean squared difference of per-channel feature means plus that of the stds.
@@ -87,8 +83,8 @@ def style_loss(net: torch.nn.Module, output: torch.Tensor, style: torch.Tensor) 
         fo, fs = net(output.clamp(0, 1)), net(style.clamp(0, 1))
         total = output.new_zeros(output.shape[0])
         for tap in net.style_taps:
-            (mo, so), (ms, ss) = mean_std(fo[tap].float()), mean_std(fs[tap].float())
-            total = total + ((mo - ms) ** 2).mean(1) + ((so - ss) ** 2).mean(1)
+            (mo, so), (ms, ss) = instance_stats(fo[tap].float()), instance_stats(fs[tap].float())
+            total = total + ((mo - ms) ** 2).flatten(1).mean(1) + ((so - ss) ** 2).flatten(1).mean(1)
     return total
 
 
@@ -154,5 +150,5 @@ def color_transfer(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     return lab_to_rgb(reinhard_lab(rgb_to_lab(content), rgb_to_lab(style)))
 
 
-__all__ = ["PALETTE_MEAN", "PALETTE_STD", "color_transfer", "lab_to_rgb", "luminance", "mean_std",
+__all__ = ["PALETTE_MEAN", "PALETTE_STD", "color_transfer", "lab_to_rgb", "luminance",
            "palette_normalize", "reinhard_lab", "rgb_to_lab", "sliced_wasserstein", "ssim", "style_loss"]

@@ -14,11 +14,10 @@ import torch
 from PIL import Image
 
 from ..errors import DinstyleError, UsageError
-from ..imageio import load_image, pil_to_tensor
+from ..imageio import image_extensions, load_image, pil_to_tensor
 from . import metrics
 from .judges import StyleJudge, from_hwc, load_magenta, own_style_ranks, to_hwc
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 StylizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -53,9 +52,10 @@ def image_files(folder: str | Path) -> list[Path]:
     d = Path(folder)
     if not d.is_dir():
         raise UsageError(f"{d}: not a folder")
-    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    extensions = image_extensions()
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in extensions)
     if not files:
-        raise UsageError(f"{d}: no images ({', '.join(sorted(IMAGE_EXTS))})")
+        raise UsageError(f"{d}: no images that Pillow can read")
     return files
 
 

@@ -9,13 +9,11 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import DinstyleError
+from ..imageio import image_extensions, to_srgb
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
-                              ".ppm", ".pgm", ".pbm", ".pnm", ".tga"})
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 GRAY_MODES = frozenset({"1", "L", "LA", "La"}) | SIXTEEN_BIT_MODES
@@ -35,7 +33,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise DinstyleError(f"{root}: no such folder")
-    found, seen = [], set()
+    found, seen, extensions = [], set(), image_extensions()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:  # a symlink loop
@@ -44,7 +42,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found += [Path(dirpath, f) for f in filenames
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+                  if not f.startswith(".") and Path(f).suffix.lower() in extensions]
     return sorted(found, key=lambda p: p.as_posix())
 
 
@@ -78,20 +76,15 @@ def oriented_size(im: Image.Image) -> tuple[int, int]:
     return (h, w) if orientation in ROTATING_ORIENTATIONS else (w, h)
 
 
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Any mode -> 8-bit RGB: 16-bit/float scaled (not clipped), alpha composited on white, CMYK/palette converted."""
-    if im.mode in SIXTEEN_BIT_MODES:
-        a = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255) else 255.0
-        if im.mode == "F":
-            top = 1.0 if a.max(initial=0) <= 1.0 else float(a.max())
-        a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(a, "L").convert("RGB")
-    if im.mode in ALPHA_MODES or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB") if im.mode != "RGB" else im
+def to_rgb(im: Image.Image, label: str = "image") -> Image.Image:
+    """Any mode -> 8-bit sRGB exactly as inference reads it (``imageio.to_srgb``: ICC profiles, 16-bit,
+    CMYK, palette), with transparency composited on white (the losses see no alpha)."""
+    rgb, alpha = to_srgb(im, label)
+    if alpha is not None:
+        white = Image.new("RGB", rgb.size, (255, 255, 255))
+        white.paste(rgb, mask=alpha)
+        rgb = white
+    return rgb
 
 
 def load_rgb(path: str | os.PathLike, max_pixels: int, min_size: tuple[int, int] | None = None) -> Image.Image:
@@ -109,7 +102,7 @@ def load_rgb(path: str | os.PathLike, max_pixels: int, min_size: tuple[int, int]
             im.draft(None, need)  # only JPEG acts on it; the result is never smaller than ``need``
         im.load()
         im = ImageOps.exif_transpose(im)
-        return to_rgb(im)
+        return to_rgb(im, str(path))
     except Exception as e:
         im.close()
         message = str(e)

@@ -24,8 +24,7 @@ from torch import nn
 
 from ..backbones import Backbone, create_backbone
 from ..errors import UsageError
-
-STATS_EPS = 1e-5  # as AdaIN's calc_mean_std
+from ..layers.din import instance_stats
 
 
 @dataclass
@@ -34,12 +33,6 @@ class LossWeights:
     style: float = 10.0
     identity: float = 1.0
     tv: float = 0.0
-
-
-def mean_std(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-channel mean and std over H, W, in fp32."""
-    var, mean = torch.var_mean(f.float(), dim=(2, 3), correction=0)
-    return mean, (var + STATS_EPS).sqrt()
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +97,7 @@ class StyleTransferLoss(nn.Module):
         w = self.weights
         with torch.no_grad():  # targets: no gradient flows into the images
             target_c = self.content_net(content, [self.content_layer])[self.content_layer].float() / self.content_scale
-            target_s = [mean_std(f) for f in self._style_feats(self.style_net(style, self.style_layers))]
+            target_s = [instance_stats(f.float()) for f in self._style_feats(self.style_net(style, self.style_layers))]
         out_c, out_s = self._output_features(output)
         terms: dict[str, torch.Tensor] = {}
         if w.content:
@@ -112,7 +105,7 @@ class StyleTransferLoss(nn.Module):
         if w.style:
             style_loss = output.new_zeros((), dtype=torch.float32)
             for f, (tm, ts) in zip(out_s, target_s):
-                m, s = mean_std(f)
+                m, s = instance_stats(f.float())
                 style_loss = style_loss + F.mse_loss(m, tm) + F.mse_loss(s, ts)
             terms["style"] = w.style * style_loss
         if w.identity and reconstruction is not None:
