@@ -251,3 +251,14 @@ def test_a_style_file_is_hashed_and_decoded_once_per_batch(st, tmp_path, monkeyp
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # touched: hash again
     st.stylize(img(), str(path))
     assert calls["sha"] == 2 and calls["open"] == 1  # same bytes: same code, still no decode
+
+
+def test_builtin_style_credits_match_the_table():
+    from pathlib import Path
+
+    import dinstyle
+    from dinstyle.builtin_styles import STYLES, sources_markdown
+
+    assets = Path(dinstyle.__file__).parent / "assets" / "styles"
+    assert (assets / "SOURCES.md").read_text() == sources_markdown()  # regenerate with sources_markdown()
+    assert {p.stem for p in assets.glob("*.jpg")} == set(STYLES)

@@ -47,10 +47,16 @@ def test_blend_window_is_one_on_the_core_and_fades_in_the_halo():
     assert w[7, 12] == pytest.approx(0.8) and w[3, 12] == 0 and w[0, 0] == 0
 
 
-def test_receptive_radius_is_measured_and_cached(model_and_codes):
+def test_receptive_radius_is_measured_and_cached(model_and_codes, monkeypatch):
     model, codes = model_and_codes
     r = receptive_radius(model, codes[0])
-    assert 16 <= r < 200 and receptive_radius(model, codes[0]) == r
+    assert 16 <= r < 200
+
+    def no_second_measurement(*a, **k):
+        raise AssertionError("the receptive field was measured again")
+
+    monkeypatch.setattr(model, "stylize", no_second_measurement)
+    assert receptive_radius(model, codes[0]) == r
 
 
 @pytest.mark.parametrize("tile", [32, 48, 72])

@@ -106,8 +106,8 @@ def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, codes: StyleCo
     the result is assembled on ``content``'s device in float32. Masks and a stroke map are cropped along.
     ``progress(done, total)`` is called after every tile run (statistics passes included).
     """
-    codes = [codes] if isinstance(codes, StyleCode) else list(codes)
     p = next(model.parameters())
+    codes = [c.to(p.device) for c in ([codes] if isinstance(codes, StyleCode) else codes)]  # once, not per tile
     m = model.pad_multiple
     h, w = content.shape[-2:]
     x, _ = pad_to_multiple(content, m)
@@ -128,7 +128,7 @@ def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, codes: StyleCo
         y0, y1, x0, x1 = box
         crop = lambda t: t[..., y0:y1, x0:x1].to(p.device, p.dtype)  # noqa: E731
         try:
-            return model.stylize(crop(x), [c.to(p.device) for c in codes], alpha=alpha,
+            return model.stylize(crop(x), codes, alpha=alpha,
                                  masks=None if masks is None else [crop(mk) for mk in masks],
                                  stats_fn=stats_fn, stroke=crop(stroke) if torch.is_tensor(stroke) else stroke)
         finally:

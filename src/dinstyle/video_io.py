@@ -92,10 +92,6 @@ class VideoReader:
             lengths = [self.container.duration / av.time_base]
         return max(lengths) if lengths else None
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.video.codec_context.width, self.video.codec_context.height
-
     def expected_frames(self) -> int | None:
         """A frame-count estimate for the progress bar."""
         span = self.length - self.start if self.length else None

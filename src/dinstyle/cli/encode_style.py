@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import DinstyleError, UsageError
-    from .stylize import _parse_weights
+    from .stylize import parse_style_weights
 
     out = Path(args.output)
     if out.suffix != ".safetensors":
@@ -33,7 +33,7 @@ def run(args) -> int:
         raise DinstyleError(f"{out}: already exists (use --overwrite to replace it)")
     if args.style_size < 16:
         raise UsageError("--style-size must be >= 16")
-    weights = _parse_weights(args.style_weights, len(args.style))
+    weights = parse_style_weights(args.style_weights, len(args.style))
     if any(s.endswith(".safetensors") for s in args.style):
         raise UsageError("encode-style takes style images (or builtin:NAME), not style codes")
 

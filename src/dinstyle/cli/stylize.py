@@ -54,7 +54,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_weights(text: str | None, n: int) -> list[float] | None:
+def parse_style_weights(text: str | None, n: int) -> list[float] | None:
+    """``--style-weights`` for ``n`` styles (shared by stylize, encode-style and video)."""
     if text is None:
         return None
     try:
@@ -106,7 +107,7 @@ def run(args) -> int:
     from .batch import assign_outputs, expand_inputs
 
     _check_args(args)
-    weights = _parse_weights(args.style_weights, len(args.style))
+    weights = parse_style_weights(args.style_weights, len(args.style))
     max_pixels = int(args.max_pixels) if args.max_pixels else DEFAULT_MAX_PIXELS
     out_dir = Path(args.output).resolve() if args.output and args.output != "-" else None
     items = expand_inputs(args.content, exclude=out_dir)

@@ -42,6 +42,7 @@ def run(args) -> int:
     from ..temporal import CUT_THRESHOLD
     from ..video import stylize_video
     from ..video_io import FORMATS, check_paths
+    from .stylize import parse_style_weights
 
     src = Path(args.input)
     ext = src.suffix if src.suffix.lower() in FORMATS else ".mp4"
@@ -51,14 +52,7 @@ def run(args) -> int:
             raise UsageError(f"--{name} must be between 0 and 1, got {getattr(args, name)}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    weights = None
-    if args.style_weights:
-        try:
-            weights = [float(w) for w in args.style_weights.split(",")]
-        except ValueError:
-            raise UsageError(f"--style-weights must be comma-separated numbers, got {args.style_weights!r}") from None
-        if len(weights) != len(args.style):
-            raise UsageError(f"--style-weights has {len(weights)} weights for {len(args.style)} styles")
+    weights = parse_style_weights(args.style_weights, len(args.style))
     check_paths(src, out, args.overwrite)  # before the model loads: fail fast
     st = Stylizer.from_pretrained(args.model, device=args.device)
     summary = stylize_video(

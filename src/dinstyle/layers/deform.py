@@ -183,9 +183,6 @@ class DeformableDIN(DIN):
         offset, mask = self.predict_offsets(xn, stroke)
         return self.op(xn, weight, bias, offset, mask)
 
-    def forward(self, x, weight, bias, mean=None, std=None, stroke: Stroke = None):
-        return self.conv(self.normalize(x, mean, std), weight, bias, stroke)
-
     def extra_repr(self) -> str:
         return super().extra_repr() + f", offset_groups={self.offset_groups}"
 

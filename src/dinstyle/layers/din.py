@@ -105,8 +105,8 @@ class DIN(nn.Module):
     def conv(self, xn: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stroke=None) -> torch.Tensor:
         return dynamic_conv2d(xn, weight, bias, self.groups)  # a plain kernel has no stroke control
 
-    def forward(self, x, weight, bias, mean=None, std=None):
-        return self.conv(self.normalize(x, mean, std), weight, bias)
+    def forward(self, x, weight, bias, mean=None, std=None, stroke=None):
+        return self.conv(self.normalize(x, mean, std), weight, bias, stroke=stroke)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, kernel_size={self.kernel_size}, groups={self.groups}"
