@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -173,6 +172,9 @@ def test_frame_kinds(stylizer, assets):
     assert torch.is_tensor(outs[2]) and outs[2].shape == (3, 30, 40)
     assert outs[3].dtype == np.float32 and outs[3].shape == (30, 40, 3)
     assert np.abs(np.asarray(outs[1]).astype(int) - outs[0]).max() == 0
+    as_uint8 = outs[0].astype(np.float32) / 255  # every kind carries the same picture
+    assert np.abs(outs[2].permute(1, 2, 0).numpy() - as_uint8).max() <= 1 / 255 + 1e-6
+    assert np.abs(outs[3] - as_uint8).max() <= 1 / 255 + 1e-6
 
 
 def test_style_controls(assets, tmp_path, stylizer, capsys):
@@ -184,7 +186,10 @@ def test_style_controls(assets, tmp_path, stylizer, capsys):
     assert main([*base, "-o", str(tmp_path / "mix.mp4"), "--style", str(assets / "style.png"), "--style",
                  str(tmp_path / "b.png"), "--style-weights", "0.7,0.3", "--style-size", "64", "--stroke-size", "2",
                  "--preserve-color", "--alpha", "0.5"]) == 0
-    assert len(read_clip(tmp_path / "mix.mp4")["frames"]) == len(read_clip(tmp_path / "code.mp4")["frames"]) == 5
+    mix, code = read_clip(tmp_path / "mix.mp4")["frames"], read_clip(tmp_path / "code.mp4")["frames"]
+    assert len(mix) == len(code) == 5
+    # the controls reach the frames (alpha 0.5 and colour preservation alone move every pixel)
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(mix, code)]) > 2
     capsys.readouterr()
     assert main([*base, "-o", str(tmp_path / "w.mp4"), "--style", str(assets / "style.png"),
                  "--style-weights", "1,2"]) == 2

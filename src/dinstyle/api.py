@@ -23,7 +23,7 @@ from .builtin_styles import builtin_style, is_builtin
 from .controls import LARGE, SMALL, gray_map, region_masks, resize_long_side, stroke_multiplier
 from .errors import DinstyleError, UsageError
 from .imageio import DEFAULT_MAX_PIXELS, open_image, pil_to_tensor, tensor_to_pil, to_srgb
-from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id
+from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id, weights_fingerprint
 from .stylecode import StyleCode, blend, file_sha256
 from .stylize_run import DEFAULT_MAX_PIXELS_UNTILED, run_model
 
@@ -123,11 +123,7 @@ class Stylizer:
     def fingerprint(self) -> str:
         """Hash of the trainable weights: ties saved style codes to the weights that made them."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for k, v in sorted(self.model.trainable_state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().float().cpu().numpy().tobytes())
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = weights_fingerprint(self.model)
         return self._fingerprint
 
     # ------------------------------------------------------------------ styles

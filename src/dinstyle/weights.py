@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -47,19 +48,26 @@ def atomic_path(path: Path) -> Path:
     return Path(tmp)
 
 
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` into a temporary sibling, then rename it over ``path``: no reader or crash ever
+    sees a partial file."""
+    path = Path(path)
+    tmp = atomic_path(path)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # some writers (safetensors) recreate the file private
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def save_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
     """Write tensors + JSON-able metadata atomically (a crash never leaves a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    tmp = atomic_path(path)
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # safetensors recreates the file private
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image, ImageDraw
 
 from ..imageio import save_image, tensor_to_pil
-from ..weights import atomic_path
+from ..weights import atomic_write
 
 # (key, header, number format) of the table; the judge columns appear only when they were computed.
 COLUMNS = [("ssim", "SSIM ↑", "{:.3f}"), ("style_loss", "style loss ↓", "{:.4g}"),
@@ -90,12 +89,7 @@ palette-normalised copies.</p>
 <img src="contact_sheet.png" alt="contact sheet">
 <h2>Pairs</h2><ol>{pairs}</ol></body></html>
 """
-    tmp = atomic_path(page_path)
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, page_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(page_path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return [sheet_path, page_path]
 
 

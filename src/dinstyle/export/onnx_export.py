@@ -24,7 +24,7 @@ from torch import nn
 from .. import __version__
 from ..errors import DinstyleError
 from ..lite.manifest import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, code_input_name, write_manifest
-from ..models import StyleTransferNet, model_id
+from ..models import StyleTransferNet, model_id, weights_fingerprint
 from ..stylecode import StyleCode
 from .quantize import INT8_FILE
 from .traceable import traceable_content_path, traceable_pooling
@@ -121,16 +121,6 @@ def export_onnx(model: StyleTransferNet, out_dir: str | Path, opset: int = DEFAU
         for name in (*GRAPH_FILES, MANIFEST_FILE):  # manifest last: it is what makes the directory valid
             os.replace(Path(tmp) / name, out_dir / name)
     return manifest
-
-
-def weights_fingerprint(model: StyleTransferNet) -> str | None:
-    """The API's hash of the trainable weights, also stored in style codes: ties codes to weights."""
-    try:
-        from ..api import Stylizer
-
-        return Stylizer(model, device="cpu").fingerprint
-    except Exception:  # noqa: BLE001 (an older API without fingerprints: the model id still guards)
-        return None
 
 
 def _export_into(model: StyleTransferNet, out_dir: Path, opset: int, style_size: int) -> dict:

@@ -7,12 +7,12 @@ training info.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from .. import __version__
 from ..weights import FORMAT, FORMAT_VERSION, WeightsError, load_safetensors, save_safetensors
@@ -100,6 +100,15 @@ def load_model(name_or_file: str = DEFAULT_MODEL, **overrides: Any) -> StyleTran
     if not path.exists():
         raise WeightsError(f"{name}: neither a model file nor a known architecture ({', '.join(ARCHS)})")
     return load_model_file(path, **overrides)
+
+
+def weights_fingerprint(model: StyleTransferNet) -> str:
+    """A short hash of the trainable weights; style codes and exports carry it to detect other weights."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.trainable_state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def model_id(model: StyleTransferNet) -> str:

@@ -8,7 +8,6 @@ strings, lists and dicts, so ``torch.load(weights_only=True)`` reads it.
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 
 from ..errors import DinstyleError
 from ..models import StyleTransferNet
-from ..weights import WeightsError, atomic_path, load_safetensors
+from ..weights import WeightsError, atomic_write, load_safetensors
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_DIR = "checkpoints"
@@ -61,12 +60,7 @@ def model_file_name(step: int) -> str:
 def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     """Atomically write ``checkpoint.pt`` (``state['model_file']`` must already exist), then prune."""
     path = run_dir / CHECKPOINT
-    tmp = atomic_path(path)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
     current = (run_dir / state["model_file"]).resolve()
     files = sorted((run_dir / CHECKPOINT_DIR).glob("model-*.safetensors"))
     older = [f for f in files if f.resolve() != current]
@@ -120,9 +114,4 @@ def read_log(path: Path) -> list[dict]:
 def truncate_log(path: Path, step: int) -> None:
     """Drop entries written after the checkpoint we resume from: the resumed run writes them again."""
     kept = [e for e in read_log(path) if isinstance(e, dict) and e.get("step", 0) <= step]
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in kept), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text("".join(json.dumps(e) + "\n" for e in kept), encoding="utf-8"))

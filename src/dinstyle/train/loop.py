@@ -17,7 +17,7 @@ import torch
 
 from ..errors import DinstyleError, UsageError
 from ..models import save_model
-from ..weights import load_safetensors
+from ..weights import atomic_write, load_safetensors
 from . import checkpoint as ckpt
 from .config import TrainConfig, to_dict, to_toml
 from .data import PairDataset, make_loader, split_samples, training_files
@@ -123,7 +123,7 @@ class _Run:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             if self.resume:
                 ckpt.truncate_log(self.run_dir / "log.jsonl", self.step)
-            (self.run_dir / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
+            atomic_write(self.run_dir / "config.toml", lambda tmp: tmp.write_text(to_toml(cfg), encoding="utf-8"))
         barrier()
 
     # ------------------------------------------------------------------ outputs (main process)
