@@ -180,7 +180,14 @@ def pick(results: list[dict]) -> str:
 
 
 def write_toml(path: Path, settings: dict, note: str) -> None:
+    """A `dinstyle train --config` file: a pilot's `config=FILE` is inlined (its [model] table), since the
+    train config has no such key."""
+    import tomllib
+
+    settings = dict(settings)
+    model = tomllib.loads((REPO / settings.pop("config")).read_text()).get("model", {}) if "config" in settings else {}
     lines = [f"# {note}"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    lines += ["", "[model]"] + [f"{k} = {json.dumps(v)}" for k, v in model.items()] if model else []
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -250,6 +257,11 @@ def main() -> int:
             import tomllib
 
             winner = {**common(), **tomllib.loads(Path(os.environ["WINNER"]).read_text())}
+            if "model" in winner:  # a [model] table goes back into a config file for `dinstyle train`
+                model_toml = WORK / "winner-model.toml"
+                model_toml.write_text('arch = "din-mobilenet"\n[model]\n' + "".join(
+                    f"{k} = {json.dumps(v)}\n" for k, v in winner.pop("model").items()))
+                winner["config"] = str(model_toml)
             log(f"pilots skipped; winner from {os.environ['WINNER']}: {winner}")
         else:
             pilots = parse_pilots(os.environ.get("PILOTS", DEFAULT_PILOTS))
