@@ -86,10 +86,10 @@ class FrameStylizer:
         if not 0.0 <= temporal <= 1.0:
             raise UsageError(f"temporal must be in [0, 1], got {temporal}")
         self.model, self.device, self.alpha = stylizer.model, stylizer.device, alpha
-        self.dtype = getattr(stylizer, "dtype", torch.float32)  # float16 on CUDA by default
+        self.dtype = stylizer.dtype  # float16 on CUDA by default
         self.code = code.to(self.device, self.dtype)
         self.preserve_color = preserve_color
-        self.stroke = None if stroke_size == 1.0 else float(stroke_size)
+        self.stroke = float(stroke_size)  # 1.0 = as trained (the deformable layer skips the scaling)
         self.smoother = TemporalSmoother(temporal, cut_threshold)
 
     @torch.inference_mode()

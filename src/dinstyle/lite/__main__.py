@@ -48,6 +48,7 @@ def _outputs(contents: list[Path], output: str | None) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from .images import save_rgb
+    from .manifest import read_manifest
     from .runtime import LiteModel
 
     if not 0.0 <= args.alpha <= 1.0:
@@ -56,11 +57,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--threads must be at least 1")
     contents = [Path(c) for c in args.content]
     outputs = _outputs(contents, args.output)
-    model = LiteModel(args.model_dir, threads=args.threads)
-    if args.int8:
-        if "int8" not in model.manifest:
+    content_file = None
+    if args.int8:  # read the manifest first: each LiteModel opens two onnxruntime sessions
+        manifest = read_manifest(args.model_dir)
+        if "int8" not in manifest:
             raise UsageError(f"{args.model_dir}: has no int8 graph (export with --int8)")
-        model = LiteModel(args.model_dir, threads=args.threads, content_file=model.manifest["int8"]["file"])
+        content_file = manifest["int8"]["file"]
+    model = LiteModel(args.model_dir, threads=args.threads, content_file=content_file)
     code = model.code_for(args.style, args.style_size)
     failed = 0
     for content, out in zip(contents, outputs):
