@@ -6,6 +6,7 @@ k-th batch, and a checkpoint at step k resumes with batch k+1.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
 import threading
 import time
@@ -153,8 +154,9 @@ class _Run:
                  "model_file": model_file, **self.learner.state_dict(), "rng": ckpt.rng_state(),
                  "config": to_dict(self.cfg), "skipped_files": dict(self.skipped.files),
                  "bad_steps": self.bad_steps, "world_size": self.info.world}
+        # model.safetensors = the latest checkpoint's weights: copied, not serialised a second time
+        atomic_write(self.run_dir / "model.safetensors", lambda tmp: shutil.copyfile(self.run_dir / model_file, tmp))
         ckpt.save_checkpoint(self.run_dir, state, self.cfg.keep_checkpoints)
-        save_model(self.learner.model, self.run_dir / "model.safetensors", info=self._model_info())
 
     @torch.no_grad()
     def _samples(self) -> None:
