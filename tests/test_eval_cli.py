@@ -61,6 +61,8 @@ def test_eval_json_and_report(folders, tmp_path, capsys):
         assert r["pairs"] == len(r["per_pair"]) <= 4
         if HAS_MAGENTA:
             assert 1 <= r["judge_mean_rank"] <= r["styles"] and 0 <= r["texture_top1"] <= 1
+        assert 1 <= r["vggstats_mean_rank"] <= r["styles"] and 0 <= r["vggtexture_top1"] <= 1  # always there
+        assert ("alpha0_ssim" in r) == (r["model"] == "tiny")  # alpha=0 only for dinstyle models
     assert "broken.jpg" in err  # the unreadable style skipped its pair, reported
     sheet = Image.open(tmp_path / "rep" / "contact_sheet.png")
     assert sheet.width > sheet.height / rows[0]["pairs"]  # content | style | outputs side by side
@@ -77,6 +79,7 @@ def test_eval_markdown_table(folders, capsys):
     out = capsys.readouterr().out
     assert out.startswith("| model | SSIM")
     assert "tiny.safetensors" in out and "judge" not in out.splitlines()[0]
+    assert "VGG-stats" not in out.splitlines()[0] and "α=0 SSIM" in out.splitlines()[0]
 
 
 @pytest.mark.parametrize("change, code, message", [

