@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -20,12 +21,13 @@ from PIL import Image
 
 from . import __version__, controls
 from .builtin_styles import builtin_style, is_builtin
-from .controls import LARGE, SMALL, gray_map, region_masks, resize_long_side, stroke_multiplier
+from .controls import LARGE, SMALL, check_stroke_size, gray_map, region_masks, resize_long_side, stroke_multiplier
 from .errors import DinstyleError, UsageError
 from .imageio import DEFAULT_MAX_PIXELS, open_image, pil_to_tensor, tensor_to_pil, to_srgb
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id, weights_fingerprint
-from .stylecode import StyleCode, blend, file_sha256
+from .stylecode import StyleCode, blend, file_sha256, require_finite
 from .stylize_run import DEFAULT_MAX_PIXELS_UNTILED, run_model
+from .weights import WeightsError
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 StyleLike = Union[ImageLike, StyleCode]
@@ -51,6 +53,13 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def check_half(device: torch.device, half: bool | None) -> None:
+    """float16 is for GPUs: on the CPU it is about 12x slower than float32 and no more exact."""
+    if half and device.type == "cpu":
+        raise UsageError("--half: float16 on the CPU is about 12x slower than float32; use it with a CUDA or MPS "
+                         "device (--device), or leave it out")
+
+
 def _to_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Any image -> ((B, 3, H, W) float32 CPU in [0, 1], alpha (B, 1, H, W) or None)."""
@@ -66,6 +75,8 @@ def _to_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
     if torch.is_tensor(image):
         x = image.detach().float().cpu()
         x = x / 255.0 if not image.is_floating_point() else x
+        if not bool(torch.isfinite(x).all()):
+            raise DinstyleError("image holds non-finite values (NaN or inf)")
         x = x.unsqueeze(0) if x.dim() == 3 else x
         if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
             raise DinstyleError(f"tensor image must be (3|4, H, W) or (B, 3|4, H, W), got {tuple(image.shape)}")
@@ -95,6 +106,7 @@ class Stylizer:
 
     def __init__(self, model: StyleTransferNet, device: str | torch.device = "auto", half: bool | None = None):
         self.device = pick_device(device) if isinstance(device, str) else device
+        check_half(self.device, half)
         self.half = self.device.type == "cuda" if half is None else bool(half)
         self.dtype = torch.float16 if self.half else torch.float32
         self.model = model.to(self.device, self.dtype).eval()
@@ -108,11 +120,18 @@ class Stylizer:
         """A registered model name (bundled weights; untrained with a warning when none ship) or a model
         file path. ``seed`` fixes the initialisation of untrained parts, so runs are repeatable."""
         dev = pick_device(device)
+        check_half(dev, half)  # before the model loads
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
-                model = load_model(name_or_file)
+                try:
+                    model = load_model(name_or_file)
+                except (TypeError, ValueError, KeyError) as e:  # a model file whose config builds no model
+                    if not Path(name_or_file).is_file():
+                        raise
+                    msg = (str(e).splitlines() or [type(e).__name__])[0][:160]
+                    raise WeightsError(f"{name_or_file}: its config does not describe a model ({msg})") from None
         return cls(model, dev, half)
 
     @property
@@ -128,7 +147,9 @@ class Stylizer:
 
     # ------------------------------------------------------------------ styles
     def check_code(self, code: StyleCode, label: str = "style code") -> StyleCode:
-        """Refuse (one line) a code made for another architecture or configuration; warn on other weights."""
+        """Every code the Stylizer hands out passes here (given, loaded or just encoded): refuse (one line)
+        a code made for another architecture or configuration, of no or mixed batch size, or holding NaN or
+        inf; warn on other weights."""
         desc = json.loads(json.dumps(self.model.describe()))  # tuples -> lists, as in the saved metadata
         arch, cfg = code.meta.get("arch"), json.loads(json.dumps(code.meta.get("config")))
         if arch not in (None, desc["arch"]):
@@ -141,6 +162,10 @@ class Stylizer:
             w, b = code.tensors.get(f"{name}.weight"), code.tensors.get(f"{name}.bias")
             if w is None or b is None or tuple(w.shape[1:]) != din.weight_shape or b.shape[1:] != (din.channels,):
                 raise DinstyleError(f"{label}: style code does not fit this model's DIN level {name!r}")
+        batches = {int(v.shape[0]) for v in code.tensors.values()}
+        if len(batches) != 1 or 0 in batches:
+            raise DinstyleError(f"{label}: style code has batch sizes {sorted(batches)}; it needs one style per code")
+        require_finite(code, label)
         if code.meta.get("weights") not in (None, self.fingerprint):
             warnings.warn(f"{label}: style code was encoded by other weights of this model "
                           f"({code.meta.get('model')}); results may be off", stacklevel=3)
@@ -182,6 +207,7 @@ class Stylizer:
             code.meta.update(model=self.model_id, arch=self.model.arch, config=config, weights=self.fingerprint,
                              style=Path(label).name, style_sha256=sha, style_size=style_size or max(x.shape[-2:]),
                              version=__version__)
+            code = self.check_code(code, label)  # a model with extreme weights encodes NaN/inf
             if len(self._codes) >= 64:
                 self._codes.pop(next(iter(self._codes)))
             self._codes[key] = code
@@ -191,6 +217,8 @@ class Stylizer:
                      size: int | None = None, factor: float = 1.0) -> StyleCode:
         """Encode ``styles`` (each at ``size`` / ``factor`` px, size default 512; a larger stroke factor
         means larger strokes) and blend them with ``weights`` in DIN-parameter space."""
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+            raise UsageError(f"stroke factor must be a positive number, got {factor}")
         codes = []
         for s in styles:
             saved = isinstance(s, StyleCode) or (isinstance(s, (str, os.PathLike)) and str(s).endswith(".safetensors"))
@@ -235,8 +263,7 @@ class Stylizer:
             raise UsageError("at least one style is needed")
         if not 0.0 <= alpha <= 1.0:
             raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
-        if stroke_size <= 0:
-            raise UsageError(f"--stroke-size must be positive, got {stroke_size}")
+        stroke_size = check_stroke_size(stroke_size)
         if style_weights is not None and (mask is not None or len(style_weights) != len(styles)):
             raise UsageError("--style-weights needs one weight per --style and no --mask"
                              if mask is None else "--style-weights and --mask exclude each other")

@@ -16,6 +16,7 @@ Conventions (also in docs/USAGE.md):
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -23,10 +24,25 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import DinstyleError
+from .errors import DinstyleError, UsageError
 from .imageio import decode_image
 
 SMALL, LARGE = 0.5, 2.0  # stroke factors mixed by a stroke map
+# --stroke-size S encodes the style at style_size / S (a stroke map: / 0.5S and / 2S): 1/4..4 keeps that
+# within 64..4096 px at the default 512, where the encoder has something to see and memory stays bounded.
+STROKE_SIZES = (0.25, 4.0)
+
+
+def check_stroke_size(value: float, what: str = "--stroke-size") -> float:
+    """The one rule for a stroke size (CLI, API and video): a finite number in ``STROKE_SIZES``."""
+    lo, hi = STROKE_SIZES
+    try:
+        ok = math.isfinite(value) and lo <= value <= hi
+    except TypeError:
+        ok = False
+    if not ok:
+        raise UsageError(f"{what} must be a positive number from {lo:g} to {hi:g}, got {value}")
+    return float(value)
 
 
 def resize_long_side(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -2,9 +2,10 @@
 
 Inputs of any common kind become upright sRGB: EXIF orientation is applied; grayscale, palette, CMYK,
 16-bit and float images are converted; an embedded ICC profile is honoured (Pillow ImageCms); alpha is
-kept apart so callers can reattach it. A pixel-count guard stops decompression bombs before decoding.
-Every failure is a one-line ``DinstyleError`` naming the file. Writes are atomic (temp file + rename)
-and can refuse to replace an existing file.
+kept apart so callers can reattach it. Opening (the formats allowed, the pixel guard read from the
+header) and encoding live in ``imagefiles``, shared with the torch-free ``dinstyle.lite``. Every failure
+is a one-line ``DinstyleError`` naming the file. Writes are atomic (temp file + rename) and can refuse to
+replace an existing file.
 """
 from __future__ import annotations
 
@@ -13,84 +14,26 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms
 
 from .errors import DinstyleError
+from .imagefiles import DEFAULT_MAX_PIXELS, Source, decode_image, encode_image, image_extensions, source_label
 from .weights import atomic_path
 
-DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k: bigger is almost surely a mistake or a decompression bomb
+__all__ = ["DEFAULT_MAX_PIXELS", "decode_image", "image_extensions", "load_image", "open_image", "output_format",
+           "pil_to_tensor", "save_image", "tensor_to_pil", "to_srgb"]
+
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "TGA", "JPEG2000", "BMP", "ICO"}
-Source = Union[str, os.PathLike, bytes, BinaryIO]
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-
-
-def image_extensions() -> set[str]:
-    """Lower-case file extensions Pillow can read (used to pick images out of folders)."""
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-
-
-def _name(src: Source, name: str | None) -> str:
-    if name:
-        return name
-    return str(src) if isinstance(src, (str, os.PathLike)) else "<stdin>"
-
-
-def decode_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
-    """Decode ``src`` (path, bytes or binary file) fully, upright, in its own mode (no colour conversion)."""
-    label = _name(src, name)
-    if isinstance(src, (str, os.PathLike)):
-        p = Path(src)
-        if p.is_dir():
-            raise DinstyleError(f"{label}: is a directory, not an image")
-        if p.is_file() and p.stat().st_size == 0:
-            raise DinstyleError(f"{label}: empty file")
-    elif isinstance(src, bytes):
-        if not src:
-            raise DinstyleError(f"{label}: empty input")
-        src = io.BytesIO(src)
-    bomb_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own, configurable check below replaces Pillow's global one
-    try:
-        with Image.open(src) as im:
-            w, h = im.size
-            if max_pixels and w * h > max_pixels:
-                raise DinstyleError(f"{label}: {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
-                                    "(a decompression bomb? raise it with --max-pixels)")
-            im.load()
-            return _upright(im, label)
-    except DinstyleError:
-        raise
-    except FileNotFoundError:
-        raise DinstyleError(f"{label}: no such file") from None
-    except PermissionError:
-        raise DinstyleError(f"{label}: permission denied") from None
-    except UnidentifiedImageError:
-        raise DinstyleError(f"{label}: not an image, or a format Pillow cannot read") from None
-    except MemoryError:
-        raise DinstyleError(f"{label}: out of memory while decoding") from None
-    except Exception as e:  # truncated/corrupt data surfaces as OSError, SyntaxError, zlib.error, EOFError...
-        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise DinstyleError(f"{label}: truncated or corrupt image ({msg})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = bomb_limit
 
 
 def open_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
                ) -> tuple[Image.Image, Image.Image | None]:
     """Decode ``src`` into an upright sRGB 'RGB' image and its alpha channel ('L') or None."""
-    return to_srgb(decode_image(src, max_pixels, name), _name(src, name))
-
-
-def _upright(im: Image.Image, label: str) -> Image.Image:
-    try:
-        return ImageOps.exif_transpose(im)
-    except Exception as e:  # a broken EXIF block should not lose the picture
-        warnings.warn(f"{label}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
-        return im
+    return to_srgb(decode_image(src, max_pixels, name), source_label(src, name))
 
 
 def _high_bit_to_l(im: Image.Image) -> Image.Image:
@@ -184,7 +127,7 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True,
         fmt = (format or "PNG").upper()
         im, opts = _prepare(im, fmt, "<stdout>")
         buf = io.BytesIO()
-        im.save(buf, format=fmt, **{**opts, **kwargs})
+        encode_image(im, buf, fmt, "<stdout>", **{**opts, **kwargs})
         sys.stdout.buffer.write(buf.getvalue())
         sys.stdout.buffer.flush()
         return
@@ -200,7 +143,7 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True,
     except OSError as e:
         raise DinstyleError(f"{path}: cannot write in {path.parent} ({e.strerror or e})") from None
     try:
-        im.save(tmp, format=fmt, **{**opts, **kwargs})
+        encode_image(im, tmp, fmt, str(path), **{**opts, **kwargs})
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -6,13 +6,15 @@ content graph. Keys are ``<level>.weight`` (B, Cout, Cin/g, k, k) and ``<level>.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from .weights import WeightsError, load_safetensors, save_safetensors
+from .errors import DinstyleError
+from .weights import FLOAT16_MAX, WeightsError, load_safetensors, non_finite, save_safetensors
 
 STYLE_CODE_FORMAT = "dinstyle-style-code"
 
@@ -45,24 +47,51 @@ class StyleCode:
 
     @classmethod
     def load(cls, path: str | Path) -> "StyleCode":
+        """A saved code: one style (batch 1), finite values (checked by ``load_safetensors``)."""
         tensors, meta = load_safetensors(path)
         if meta.pop("format", None) != STYLE_CODE_FORMAT:
             raise WeightsError(f"{path}: not a dinstyle style code (made by 'dinstyle encode-style')")
-        return cls(tensors, meta)
+        batches = {int(v.shape[0]) if v.dim() else 0 for v in tensors.values()}
+        if not tensors or batches != {1}:
+            n = ", ".join(map(str, sorted(batches))) or "no tensors"
+            raise WeightsError(f"{path}: a style code file holds exactly one style, this one holds {n} "
+                               "(re-encode it with 'dinstyle encode-style')")
+        return require_finite(cls(tensors, meta), str(path))
+
+
+def require_finite(code: StyleCode, label: str = "style code") -> StyleCode:
+    """The one check that a code about to be used holds only finite numbers, within float16's range (the
+    precision GPUs run it in): NaN, inf or 1e30 only ever paint a black picture."""
+    bad = non_finite(code.tensors, FLOAT16_MAX)
+    if bad:
+        raise DinstyleError(f"{label}: style code holds NaN, inf or values beyond float16 in {bad}; the style "
+                            "code or the model that encoded it is damaged")
+    return code
+
+
+def normalized_weights(weights: Sequence[float], n: int) -> list[float]:
+    """The one rule for blend weights: ``n`` finite, non-negative numbers, not all zero, scaled to sum to 1
+    (divided by the largest first, so even 1e308,1e308 is an even blend instead of an overflowing sum)."""
+    w = [float(v) for v in weights]
+    if len(w) != n:
+        raise ValueError(f"{len(w)} weights for {n} styles")
+    if not all(math.isfinite(v) and v >= 0 for v in w) or max(w, default=0.0) <= 0:
+        raise ValueError("weights must be finite, non-negative numbers, not all zero")
+    top = max(w)
+    scaled = [v / top for v in w]
+    total = sum(scaled)
+    return [v / total for v in scaled]
 
 
 def blend(codes: Sequence[StyleCode], weights: Sequence[float] | None = None) -> StyleCode:
     """Weighted average in DIN-parameter space (weights are normalised to sum to 1)."""
     if not codes:
         raise ValueError("blend needs at least one style code")
-    weights = [1.0] * len(codes) if weights is None else list(weights)
-    if len(weights) != len(codes) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError("style weights must be one non-negative number per style, not all zero")
+    weights = normalized_weights([1.0] * len(codes) if weights is None else weights, len(codes))
     if not all(codes[0].compatible_with(c) for c in codes[1:]):
         raise ValueError("style codes come from different models and cannot be blended")
-    total = float(sum(weights))
-    out = {k: sum(c.tensors[k] * (w / total) for c, w in zip(codes, weights)) for k in codes[0].tensors}
-    meta = dict(codes[0].meta, blend=[{"style": c.meta.get("style", "?"), "weight": w / total} for c, w in zip(codes, weights)])
+    out = {k: sum(c.tensors[k] * w for c, w in zip(codes, weights)) for k in codes[0].tensors}
+    meta = dict(codes[0].meta, blend=[{"style": c.meta.get("style", "?"), "weight": w} for c, w in zip(codes, weights)])
     return StyleCode(out, meta)
 
 

@@ -1,5 +1,5 @@
 """Running the content path on a device: whole image when it is small, tiles when it is large or when
-memory runs out (then smaller and smaller tiles)."""
+memory runs out (then smaller and smaller tiles). Images and video frames both come through here."""
 from __future__ import annotations
 
 import warnings
@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import DinstyleError
+from .layers.din import instance_stats
 from .models.base import StyleTransferNet
 from .stylecode import StyleCode
 from .tiling import MIN_TILE, stylize_tiled, tile_for_budget
@@ -16,6 +17,7 @@ from .tiling import MIN_TILE, stylize_tiled, tile_for_budget
 # one number bounds the working memory. din-mobilenet needs ~0.5 KB of RAM per pixel on the CPU
 # (float32; see docs/USAGE.md): 8.4 MP stays near 4 GB whatever the image size.
 DEFAULT_MAX_PIXELS_UNTILED = 8_388_608  # 2**23, e.g. 4096 x 2048
+Smooth = Callable[[str, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def is_oom(e: BaseException) -> bool:
@@ -37,8 +39,22 @@ def _free(device: torch.device) -> None:
 def run_model(model: StyleTransferNet, x: torch.Tensor, codes: Sequence[StyleCode], alpha: float = 1.0,
               masks: Sequence[torch.Tensor] | None = None, stroke: float | torch.Tensor | None = None,
               tile: int | None = None, max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED,
-              progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """``model.stylize`` on ``x`` (CPU float, (B, 3, H, W)); returns CPU float32, unclamped."""
+              progress: Callable[[int, int], None] | None = None, smooth: Smooth | None = None) -> torch.Tensor:
+    """``model.stylize`` on ``x`` ((B, 3, H, W) float in [0, 1], on the CPU or the model's device), the one
+    path for images and video frames alike: whole when small, tiled above ``max_pixels_untiled`` or when
+    memory runs out. ``smooth(level, mean, std)`` replaces each DIN level's statistics (video: smoothed
+    over time). Returns float32 on ``x``'s device, unclamped; a result with NaN or inf is refused."""
+    return _finite(_run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth))
+
+
+def _finite(y: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(y).all()):
+        raise DinstyleError("the model produced NaN or inf: its weights or the style code hold extreme values "
+                            "(a damaged or diverged model file?)")
+    return y
+
+
+def _run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth) -> torch.Tensor:
     p = next(model.parameters())
     dev, dt = p.device, p.dtype
     codes = [c.to(dev, dt) for c in codes]
@@ -46,20 +62,23 @@ def run_model(model: StyleTransferNet, x: torch.Tensor, codes: Sequence[StyleCod
     if tile is None and h * w <= max_pixels_untiled:
         try:
             on_dev = lambda t: t.to(dev, dt)  # noqa: E731
+            stats_fn = None
+            if smooth is not None:
+                stats_fn = lambda level, f: smooth(level, *instance_stats(f, model.dins[level].eps))  # noqa: E731
             y = model.stylize(on_dev(x), codes, alpha=alpha, masks=None if masks is None else [on_dev(m) for m in masks],
-                              stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke)
-            return y.float().cpu()
+                              stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke, stats_fn=stats_fn)
+            return y.to(x.device, torch.float32)
         except Exception as e:
             if not is_oom(e):
                 raise
             _free(dev)
             tile = tile_for_budget(model, codes[0], h * w // 2)
-            warnings.warn(f"out of memory for {w}x{h} in one piece: retrying in {tile}-px tiles", stacklevel=2)
+            warnings.warn(f"out of memory for {w}x{h} in one piece: retrying in {tile}-px tiles", stacklevel=3)
     tile = tile or tile_for_budget(model, codes[0], max_pixels_untiled)
     while True:
         try:
             return stylize_tiled(model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
-                                 progress=progress)
+                                 progress=progress, smooth=smooth)
         except Exception as e:
             if not is_oom(e):
                 raise
@@ -67,4 +86,4 @@ def run_model(model: StyleTransferNet, x: torch.Tensor, codes: Sequence[StyleCod
             if tile <= MIN_TILE:
                 raise DinstyleError(f"out of memory even in {tile}-px tiles ({w}x{h}); try a smaller --max-size") from None
             tile //= 2
-            warnings.warn(f"out of memory: retrying in {tile}-px tiles", stacklevel=2)
+            warnings.warn(f"out of memory: retrying in {tile}-px tiles", stacklevel=3)

@@ -88,8 +88,14 @@ class TemporalSmoother:
         """DIN hook: the time-smoothed (mean, std) for each frame of the batch at this level."""
         if not self.active:
             return None
-        mean, std = instance_stats(feats, EPS)
-        if len(self.batch_cuts) != feats.shape[0]:
+        return self.smooth(level, *instance_stats(feats, EPS))
+
+    def smooth(self, level: str, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each frame's own (mean, std) (B, C, 1, 1) at a DIN level -> the time-smoothed ones (tiled frames
+        pass their whole-frame statistics here)."""
+        if not self.active:
+            return mean, std
+        if len(self.batch_cuts) != mean.shape[0]:
             raise RuntimeError("TemporalSmoother.begin() was not called for this batch")
         b = self.momentum
         prev = self.stats.get(level)

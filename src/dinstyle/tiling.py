@@ -99,12 +99,15 @@ def _window(core: Box, box: Box, blend: int) -> torch.Tensor:
 def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, codes: StyleCode | Sequence[StyleCode],
                   alpha: float = 1.0, masks: Sequence[torch.Tensor] | None = None,
                   stroke: float | torch.Tensor | None = None, tile: int = DEFAULT_TILE, halo: int | None = None,
-                  blend: int = DEFAULT_BLEND, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                  blend: int = DEFAULT_BLEND, progress: Callable[[int, int], None] | None = None,
+                  smooth: Callable[[str, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+                  ) -> torch.Tensor:
     """``model.stylize`` for images of any size, in tiles of ``tile`` x ``tile`` pixels (plus halo).
 
     ``content`` (B, 3, H, W) may live on the CPU; each tile is moved to the model's device and dtype and
     the result is assembled on ``content``'s device in float32. Masks and a stroke map are cropped along.
     ``progress(done, total)`` is called after every tile run (statistics passes included).
+    ``smooth(level, mean, std)`` may replace each level's whole-image statistics (video: time-smoothed).
     """
     p = next(model.parameters())
     codes = [c.to(p.device) for c in ([codes] if isinstance(codes, StyleCode) else codes)]  # once, not per tile
@@ -170,6 +173,8 @@ def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, codes: StyleCo
         std = (var + model.dins[target].eps).sqrt()
         shape = (*mean.shape, 1, 1)
         fixed[target] = (mean.view(shape).to(p.device, p.dtype), std.view(shape).to(p.device, p.dtype))
+        if smooth is not None:
+            fixed[target] = smooth(target, *fixed[target])
 
     out = torch.zeros(content.shape[0], 3, hp, wp, device=content.device)
     weight = torch.zeros(1, 1, hp, wp, device=content.device)

@@ -4,6 +4,10 @@ in batches, optionally steadied over time (see ``temporal.py``).
 * ``stylize_frames(stylizer, frames, style)``: any iterable of frames in, an iterator of stylized frames out.
 * ``stylize_video(stylizer, in_path, out_path, style)``: a video file in, a video file out (audio kept,
   written atomically: a temporary sibling renamed at the end, removed on any error, Ctrl-C or SIGTERM).
+
+Frames take the images' path (``stylize_run.run_model``): tiled above ``max_pixels_untiled``, retried in
+tiles when memory runs out, refused when the result is not finite; video files get the images' pixel
+guard (``max_pixels``) on every frame.
 """
 from __future__ import annotations
 
@@ -16,8 +20,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .controls import check_stroke_size
 from .errors import DinstyleError, UsageError
+from .imagefiles import DEFAULT_MAX_PIXELS
 from .stylecode import StyleCode
+from .stylize_run import DEFAULT_MAX_PIXELS_UNTILED, run_model
 from .temporal import CUT_THRESHOLD, TemporalSmoother
 from .weights import atomic_path
 
@@ -71,16 +78,15 @@ def resolve_style(stylizer: "Stylizer", style, style_size: int | None = None,
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
         raise UsageError("at least one style is needed")
-    if stroke_size <= 0:
-        raise UsageError(f"stroke size must be positive, got {stroke_size}")
-    return stylizer.blend_styles(styles, style_weights, style_size, stroke_size)
+    return stylizer.blend_styles(styles, style_weights, style_size, check_stroke_size(stroke_size))
 
 
 class FrameStylizer:
     """Stylizes batches of consecutive frames with one style code, carrying the temporal state."""
 
     def __init__(self, stylizer: "Stylizer", code: StyleCode, alpha: float = 1.0, temporal: float = 0.0,
-                 cut_threshold: float = CUT_THRESHOLD, preserve_color: bool = False, stroke_size: float = 1.0):
+                 cut_threshold: float = CUT_THRESHOLD, preserve_color: bool = False, stroke_size: float = 1.0,
+                 max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED):
         if not 0.0 <= alpha <= 1.0:
             raise UsageError(f"alpha must be in [0, 1], got {alpha}")
         if not 0.0 <= temporal <= 1.0:
@@ -89,7 +95,8 @@ class FrameStylizer:
         self.dtype = stylizer.dtype  # float16 on CUDA by default
         self.code = code.to(self.device, self.dtype)
         self.preserve_color = preserve_color
-        self.stroke = float(stroke_size)  # 1.0 = as trained (the deformable layer skips the scaling)
+        self.stroke = check_stroke_size(stroke_size)  # 1.0 = as trained (the deformable layer skips the scaling)
+        self.max_pixels_untiled = max_pixels_untiled
         self.smoother = TemporalSmoother(temporal, cut_threshold)
 
     @torch.inference_mode()
@@ -97,12 +104,13 @@ class FrameStylizer:
         """(B, 3, H, W) uint8 or float in [0, 1] (any device) -> float32 (B, 3, H, W) in [0, 1] on the device."""
         x = x.to(self.device, non_blocking=True)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        stats_fn = None
+        smooth = None
         if self.smoother.active:
             self.smoother.begin(x)
-            stats_fn = self.smoother.stats_fn
-        y = self.model.stylize(x.to(self.dtype), self.code, alpha=self.alpha, stats_fn=stats_fn, stroke=self.stroke)
-        y = y.float().clamp(0, 1)
+            smooth = self.smoother.smooth
+        y = run_model(self.model, x, [self.code], alpha=self.alpha, stroke=self.stroke,
+                      max_pixels_untiled=self.max_pixels_untiled, smooth=smooth)
+        y = y.clamp(0, 1)
         if self.preserve_color:
             from .controls import preserve_color
 
@@ -129,7 +137,8 @@ def _batches(frames: Iterable[Frame], batch_size: int) -> Iterator[list[Frame]]:
 def stylize_frames(stylizer: "Stylizer", frames: Iterable[Frame], style, *, alpha: float = 1.0,
                    temporal: float = 0.0, batch_size: int | None = None, cut_threshold: float = CUT_THRESHOLD,
                    style_size: int | None = None, style_weights: Sequence[float] | None = None,
-                   preserve_color: bool = False, stroke_size: float = 1.0) -> Iterator[Frame]:
+                   preserve_color: bool = False, stroke_size: float = 1.0,
+                   max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED) -> Iterator[Frame]:
     """Stylize a stream of frames, in order, with ``style`` (encoded once; see ``resolve_style``).
 
     Frames may be uint8/float (H, W, 3) arrays, PIL images or (3, H, W)/(1, 3, H, W) tensors in [0, 1];
@@ -137,13 +146,15 @@ def stylize_frames(stylizer: "Stylizer", frames: Iterable[Frame], style, *, alph
     independent frames) and resets at scene cuts; results do not depend on ``batch_size`` (default: 1 on
     CPU, where bigger batches measured no faster, 8 on GPUs).
     ``stroke_size`` S encodes the style at style_size / S (larger strokes) and passes S to the model.
+    Frames over ``max_pixels_untiled`` pixels are stylized in tiles, as images are.
     """
     if batch_size is None:
         batch_size = 1 if stylizer.device.type == "cpu" else AUTO_GPU_BATCH
     if batch_size < 1:
         raise UsageError(f"batch size must be >= 1, got {batch_size}")
     code = resolve_style(stylizer, style, style_size, style_weights, stroke_size)
-    run = FrameStylizer(stylizer, code, alpha, temporal, cut_threshold, preserve_color, stroke_size)
+    run = FrameStylizer(stylizer, code, alpha, temporal, cut_threshold, preserve_color, stroke_size,
+                        max_pixels_untiled)
     for batch in _batches(frames, batch_size):
         y = run(torch.cat([t for _, t in batch]))
         u8 = None  # quantised on the device, one transfer per batch
@@ -170,13 +181,15 @@ def output_size(width: int, height: int, size: int | None, max_size: int | None)
 def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: str | os.PathLike, style, *,
                   temporal: float = 0.5, size: int | None = None, max_size: int | None = None,
                   start: float = 0.0, duration: float | None = None, overwrite: bool = False,
-                  progress: bool = True, **controls) -> dict:
+                  progress: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS, inputs: Sequence = (),
+                  **controls) -> dict:
     """Restyle the video ``in_path`` into ``out_path`` (format from its extension; see ``video_io``).
 
     Keeps the timing (frame rate, variable too) and the audio; ``size``/``max_size`` resize the long side;
     ``start``/``duration`` (seconds) cut a segment; ``temporal`` steadies the frames (0 = independent).
     ``controls`` are those of ``stylize_frames`` (alpha, batch_size, cut_threshold, style_size,
-    style_weights, preserve_color, stroke_size).
+    style_weights, preserve_color, stroke_size, max_pixels_untiled). Frames over ``max_pixels`` are refused;
+    the output may be no input: the video, nor the style files, nor the model (``inputs``).
     Returns a summary dict (frames, size, fps, audio, timing).
     """
     import av
@@ -190,9 +203,10 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
     bad = {k: v for k, v in controls.items() if k in ("alpha", "temporal") and not 0 <= v <= 1}
     if bad or (controls.get("batch_size") or 1) < 1:
         raise UsageError(f"alpha and temporal must be in [0, 1] and batch_size >= 1, got {bad or controls}")
-    check_paths(in_path, out_path, overwrite)
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    check_paths(in_path, out_path, overwrite, [*inputs, *(s for s in styles if isinstance(s, (str, os.PathLike)))])
     even = needs_even_size(out_path)
-    reader = VideoReader(in_path, start, duration)
+    reader = VideoReader(in_path, start, duration, max_pixels)
     try:
         tmp = atomic_path(out_path)
     except OSError as e:

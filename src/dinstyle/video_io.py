@@ -8,18 +8,21 @@ output container accepts its codec, else transcoded (AAC, or Opus for .webm).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
 from PIL import Image
 
 from .errors import DinstyleError, UsageError
+from .imagefiles import DEFAULT_MAX_PIXELS, check_pixels
+from .outputs import plan_outputs
 
 # extension -> (ffmpeg container format, video encoder, fallback audio encoder or None)
 FORMATS = {
@@ -59,16 +62,21 @@ def _fail(path, what: str, e: Exception) -> DinstyleError:
 
 
 class VideoReader:
-    """Decodes one video file from ``start`` seconds for ``duration`` seconds (None = to the end)."""
+    """Decodes one video file from ``start`` seconds for ``duration`` seconds (None = to the end).
 
-    def __init__(self, path: str | os.PathLike, start: float = 0.0, duration: float | None = None):
+    Frames over ``max_pixels`` are refused like images are (``imagefiles.check_pixels``): from the stream
+    header when it knows the size, else (and for any size change) from each decoded frame."""
+
+    def __init__(self, path: str | os.PathLike, start: float = 0.0, duration: float | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.path = Path(path)
         if not self.path.exists():
             raise DinstyleError(f"{self.path}: no such file")
         if self.path.is_dir():
             raise DinstyleError(f"{self.path}: is a directory, not a video")
-        if start < 0 or (duration is not None and duration <= 0):
-            raise UsageError("--start must be >= 0 and --duration > 0")
+        if not (math.isfinite(start) and start >= 0) or (duration is not None and not duration > 0):
+            raise UsageError("--start must be a number >= 0 and --duration > 0")
+        self.max_pixels = max_pixels
         try:
             self.container = av.open(str(self.path))
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
@@ -77,6 +85,12 @@ class VideoReader:
             self.container.close()
             raise DinstyleError(f"{self.path}: has no video stream")
         self.video = self.container.streams.video[0]
+        try:
+            check_pixels(self.video.codec_context.width or 0, self.video.codec_context.height or 0, max_pixels,
+                         f"{self.path}: frame size")
+        except DinstyleError:
+            self.container.close()
+            raise
         self.video.thread_type = "AUTO"
         self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
         self.fps = Fraction(self.video.average_rate or self.video.guessed_rate or self.video.base_rate or 25)
@@ -128,6 +142,7 @@ class VideoReader:
                             on_audio(packet, self.start + self.t0)
                 elif not video_done:
                     for frame in packet.decode():
+                        check_pixels(frame.width, frame.height, self.max_pixels, f"{self.path}: frame size")
                         t = frame.time - self.t0 if frame.time is not None else n / float(self.fps)
                         last_end[self.video.index] = t + 1 / float(self.fps)
                         if end is not None and t >= end - 1e-6:
@@ -178,8 +193,7 @@ class VideoWriter:
         except av.FFmpegError:
             if not copy:
                 raise
-            self.container.close()  # the muxer refused the copied stream after all: transcode it
-            self._open(False)
+            self._open(False)  # the muxer refused the copied stream after all (and was closed): transcode it
         self.last_pts = -1
 
     def _can_copy(self, audio: av.AudioStream) -> bool:
@@ -188,8 +202,16 @@ class VideoWriter:
         return name in allowed if allowed is not None else audio.codec_context.name in av.codecs_available
 
     def _open(self, copy_audio: bool) -> None:
-        """Create the container and its streams, and write the header (a muxer that refuses fails here)."""
+        """Create the container and its streams, and write the header (a muxer that refuses fails here);
+        on any failure the container is closed again."""
         self.container = av.open(str(self.path), "w", format=self.fmt)
+        try:
+            self._add_streams(copy_audio)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_streams(self, copy_audio: bool) -> None:
         self.video = self.container.add_stream(self.vcodec, rate=self.fps, options=ENCODER_OPTIONS.get(self.vcodec, {}))
         self.video.width, self.video.height = self.size
         self.video.pix_fmt = "pal8" if self.vcodec == "gif" else "yuv420p"
@@ -258,15 +280,13 @@ class VideoWriter:
             pass
 
 
-def check_paths(in_path: Path, out_path: Path, overwrite: bool) -> None:
-    """Never the input, never an existing file without ``overwrite``, and a directory that exists."""
+def check_paths(in_path: Path, out_path: Path, overwrite: bool, inputs: Sequence = ()) -> None:
+    """Never an input (the video, nor ``inputs``: styles, the model; ``dinstyle.outputs``), never an existing
+    file without ``overwrite``, and a directory that exists."""
     output_format(out_path)
-    if out_path.exists() and in_path.exists() and os.path.samefile(in_path, out_path):
-        raise UsageError(f"{out_path}: is the input video; choose another output")
-    if out_path.is_dir():
-        raise DinstyleError(f"{out_path}: is a directory")
-    if out_path.exists() and not overwrite:
-        raise DinstyleError(f"{out_path}: exists (use --overwrite to replace it)")
+    reason = plan_outputs([(str(in_path), in_path, out_path)], inputs, overwrite)[0]
+    if reason is not None:
+        raise (UsageError if reason.kind in ("input", "shared") else DinstyleError)(str(reason))
     if not out_path.parent.is_dir():
         raise DinstyleError(f"{out_path.parent}: no such directory")
 

@@ -7,18 +7,24 @@ Output naming (also in docs/USAGE.md):
   * ``-o DIR`` (an existing folder, a path ending in '/', a path without extension, or any run with
     several inputs): ``DIR/<path relative to the folder given>/NAME.EXT``.
 EXT is the input's own extension when it can be written, else ``.png``; ``--format`` overrides it.
+Folder and glob scans leave out our own earlier outputs (``NAME_stylized.*`` beside a ``NAME.*``), so a
+second run does not stylize the first one's results. Which outputs may be written is decided for the
+whole run at once, before anything is written (``dinstyle.outputs``).
 """
 from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DinstyleError, UsageError
 from ..imageio import image_extensions, output_format
+from ..outputs import plan_outputs
 
 GLOB_CHARS = set("*?[")
+SUFFIX = "_stylized"  # default output names: NAME_stylized.EXT
 
 
 @dataclass
@@ -32,6 +38,12 @@ class Item:
     error: str | None = None
 
 
+def _earlier_outputs(paths: list[Path]) -> set[Path]:
+    """Files among ``paths`` that are our default output of another of them (NAME_stylized.* beside NAME.*)."""
+    stems = {(p.parent, p.stem) for p in paths}
+    return {p for p in paths if p.stem.endswith(SUFFIX) and (p.parent, p.stem[: -len(SUFFIX)]) in stems}
+
+
 def _folder_items(folder: Path, exclude: Path | None) -> list[Item]:
     exts = image_extensions()
     found = []
@@ -42,6 +54,8 @@ def _folder_items(folder: Path, exclude: Path | None) -> list[Item]:
         if exclude is not None and exclude in p.resolve().parents:
             continue  # never feed our own outputs back in
         found.append(Item(str(p), p, rel))
+    earlier = _earlier_outputs([it.path for it in found])
+    found = [it for it in found if it.path not in earlier]
     return found or [Item(str(folder), None, Path(), error=f"{folder}: folder contains no images")]
 
 
@@ -61,7 +75,8 @@ def expand_inputs(args: list[str], exclude: Path | None = None) -> list[Item]:
             matches = sorted(glob.glob(a, recursive=True))
             if not matches:
                 items.append(Item(a, None, Path(), error=f"{a}: no files match"))
-            for m in matches:
+            earlier = _earlier_outputs([Path(m) for m in matches])
+            for m in (m for m in matches if Path(m) not in earlier):
                 mp = Path(m)
                 items += _folder_items(mp, exclude) if mp.is_dir() else [Item(m, mp, Path(mp.name))]
         else:
@@ -94,16 +109,26 @@ def _ext(item: Item, fmt: str | None) -> str:
     return ".png"
 
 
+def check_format(fmt: str | None) -> None:
+    """``--format`` is a bare extension (png, .jpg, ...) that Pillow can write: never a path."""
+    if fmt is None:
+        return
+    bare = fmt.lower().lstrip(".")
+    if not re.fullmatch(r"[a-z0-9]{1,10}", bare):
+        raise UsageError(f"--format {fmt!r}: give a file extension such as png, jpg or webp")
+    try:
+        output_format(Path("x." + bare))
+    except DinstyleError:
+        raise UsageError(f"--format {fmt}: not a format Pillow can write (png, jpg, webp, tif, ...)") from None
+
+
 def assign_outputs(items: list[Item], output: str | None, fmt: str | None, overwrite: bool,
-                   any_folder: bool) -> None:
-    """Set ``item.output`` for every usable item, or ``item.error`` (never overwrite an input, never
-    write one path twice, never replace an existing file without ``overwrite``)."""
+                   any_folder: bool, inputs: list = ()) -> None:
+    """Set ``item.output`` for every usable item, or ``item.error``: the whole run's outputs are checked
+    at once against every input (the items' own, and ``inputs``: styles, masks, model, ...) and against
+    each other (``dinstyle.outputs.plan_outputs``)."""
     live = [it for it in items if it.error is None]
-    if fmt:
-        try:
-            output_format(Path("x." + fmt.lower().lstrip(".")))
-        except DinstyleError:
-            raise UsageError(f"--format {fmt}: not a format Pillow can write (png, jpg, webp, tif, ...)") from None
+    check_format(fmt)
     if output == "-" and len(items) != 1:
         raise UsageError("-o - (stdout) takes exactly one input")
     to_dir = output_is_folder(output, len(items), any_folder)
@@ -116,24 +141,18 @@ def assign_outputs(items: list[Item], output: str | None, fmt: str | None, overw
             output_format(output)
         except DinstyleError as e:
             raise UsageError(str(e)) from None
-    claimed: dict[str, str] = {}
+    planned = []
     for it in live:
         if output == "-" or (output is None and it.path is None):
-            it.output = "-"
-            continue
-        if to_dir:
+            out = "-"
+        elif to_dir:
             out = Path(output) / it.rel.parent / (it.rel.stem + _ext(it, fmt))
         elif output:
             out = Path(output)
         else:
-            out = it.path.with_name(f"{it.path.stem}_stylized{_ext(it, fmt)}")
-        key = str(out.resolve())
-        if it.path is not None and it.path.exists() and key == str(it.path.resolve()):
-            it.error = f"{it.label}: the output {out} would overwrite the input (choose another -o)"
-        elif key in claimed:
-            it.error = f"{it.label}: output {out} is also the output of {claimed[key]} (use -o FOLDER or --format)"
-        elif out.exists() and not overwrite:
-            it.error = f"{out}: already exists (use --overwrite to replace it)"
-        else:
-            claimed[key] = it.label
-            it.output = out
+            out = it.path.with_name(f"{it.path.stem}{SUFFIX}{_ext(it, fmt)}")
+        planned.append(out)
+    all_inputs = [it.path for it in items if it.error is not None and it.path is not None] + list(inputs)
+    reasons = plan_outputs([(it.label, it.path, out) for it, out in zip(live, planned)], all_inputs, overwrite)
+    for it, out, reason in zip(live, planned, reasons):
+        it.output, it.error = (None, reason) if reason else (out, None)

@@ -24,13 +24,16 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import DinstyleError, UsageError
+    from ..outputs import plan_outputs
     from .stylize import parse_style_weights
 
     out = Path(args.output)
     if out.suffix != ".safetensors":
         raise UsageError(f"{out}: style codes are written as .safetensors")
-    if out.exists() and not args.overwrite:
-        raise DinstyleError(f"{out}: already exists (use --overwrite to replace it)")
+    inputs = [*args.style, *([args.model] if Path(args.model).is_file() else [])]
+    reason = plan_outputs([(str(out), None, out)], inputs, args.overwrite)[0]  # never the model or a style
+    if reason is not None:
+        raise (UsageError if reason.kind == "input" else DinstyleError)(str(reason))
     if args.style_size < 16:
         raise UsageError("--style-size must be >= 16")
     weights = parse_style_weights(args.style_weights, len(args.style))

@@ -5,12 +5,25 @@ Exit codes: 0 all written, 1 some items failed (the others are still written), 2
 """
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 from ..errors import DinstyleError, UsageError
+
+
+def pixel_count(text: str) -> int:
+    """argparse type of --max-pixels / --max-pixels-untiled: a finite number of pixels, at least 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 1):
+        raise argparse.ArgumentTypeError(f"expected a number of pixels such as 8e6, got {text!r}")
+    return int(value)
 
 
 def register(sub) -> None:
@@ -37,9 +50,9 @@ def register(sub) -> None:
     size.add_argument("--size", type=int, metavar="N", help="resize so the long side is N pixels")
     size.add_argument("--max-size", type=int, metavar="N", help="shrink so the long side is at most N pixels")
     s.add_argument("--tile", type=int, metavar="N", help="always process in N-pixel tiles (whole-image statistics)")
-    s.add_argument("--max-pixels-untiled", type=float, default=None, metavar="P",
+    s.add_argument("--max-pixels-untiled", type=pixel_count, default=None, metavar="P",
                    help="process at most P pixels at once: larger images are tiled (default 8.4e6 = 2**23)")
-    s.add_argument("--max-pixels", type=float, default=None, metavar="P",
+    s.add_argument("--max-pixels", type=pixel_count, default=None, metavar="P",
                    help="refuse inputs above P pixels (decompression-bomb guard; default 150e6)")
     o = p.add_argument_group("output and device")
     o.add_argument("--format", metavar="EXT", help="output format for default names / -o FOLDER / stdout (png, jpg, ...)")
@@ -64,20 +77,31 @@ def parse_style_weights(text: str | None, n: int) -> list[float] | None:
         raise UsageError(f"--style-weights must be comma-separated numbers, got {text!r}") from None
     if len(w) != n:
         raise UsageError(f"--style-weights has {len(w)} weights for {n} --style")
-    if any(v < 0 or v != v for v in w) or sum(w) <= 0:
-        raise UsageError(f"--style-weights must be non-negative and not all zero, got {text!r}")
+    from ..stylecode import normalized_weights
+
+    try:
+        normalized_weights(w, n)  # the rule lives with blending (finite, non-negative, not all zero)
+    except ValueError as e:
+        raise UsageError(f"--style-weights {text!r}: {e}") from None
     return w
 
 
 def _check_args(args) -> None:
+    from ..controls import check_stroke_size
+
+    check_stroke_size(args.stroke_size)
+    # when the image goes to stdout, nothing else may: no --json, no other item (and its name)
+    to_stdout = args.output == "-" or (args.output is None and "-" in args.content)
     checks = [(0.0 <= args.alpha <= 1.0, f"--alpha must be between 0 and 1, got {args.alpha}"),
-              (args.stroke_size > 0, f"--stroke-size must be positive, got {args.stroke_size}"),
               (args.style_size is None or args.style_size >= 16, "--style-size must be >= 16"),
               (args.tile is None or args.tile >= 64, "--tile must be >= 64"),
               ((args.size or 1) >= 1 and (args.max_size or 1) >= 1, "--size/--max-size must be positive"),
               (args.batch_size >= 1, "--batch-size must be >= 1"),
               (not (args.mask and args.style_weights), "--mask and --style-weights exclude each other"),
-              (not (args.json and args.output == "-"), "--json and -o - both need stdout"),
+              (not (args.json and to_stdout), "--json and the image both need stdout (-o - or stdin without -o): "
+               "write the image to a file with -o FILE"),
+              (not (to_stdout and len(args.content) > 1), "stdin (-) without -o writes the image to stdout, which "
+               "carries that image only: give - alone, or -o FOLDER"),
               (args.content.count("-") <= 1, "stdin (-) can be read only once")]
     for ok, msg in checks:
         if not ok:
@@ -108,30 +132,35 @@ def run(args) -> int:
 
     _check_args(args)
     weights = parse_style_weights(args.style_weights, len(args.style))
-    max_pixels = int(args.max_pixels) if args.max_pixels else DEFAULT_MAX_PIXELS
-    out_dir = Path(args.output).resolve() if args.output and args.output != "-" else None
-    items = expand_inputs(args.content, exclude=out_dir)
-    assign_outputs(items, args.output, args.format, args.overwrite,
-                   any_folder=any(Path(c).is_dir() for c in args.content))
+    max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
     try:  # files shared by every item: unusable means nothing can succeed (checked before the model loads)
         for path in (args.mask, args.stroke_map, *args.style):
             if path and not path.endswith(".safetensors"):
                 decode_image(builtin_style(path).path if is_builtin(path) else path, max_pixels)
     except DinstyleError as e:
         raise UsageError(str(e)) from None
+    out_dir = Path(args.output).resolve() if args.output and args.output != "-" else None
+    items = expand_inputs(args.content, exclude=out_dir)
+    inputs = [builtin_style(s).path if is_builtin(s) else s for s in args.style]  # no output may replace these
+    inputs += [f for f in (args.mask, args.stroke_map, args.model) if f and Path(f).is_file()]
+    assign_outputs(items, args.output, args.format, args.overwrite,
+                   any_folder=any(Path(c).is_dir() for c in args.content), inputs=inputs)
 
-    from ..api import Stylizer
+    from ..api import DEFAULT_STYLE_SIZE, Stylizer
+    from ..controls import LARGE, SMALL
 
     opts = dict(alpha=args.alpha, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
                 stroke_size=args.stroke_size, tile=args.tile, max_pixels=max_pixels,
-                max_pixels_untiled=int(args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED))
+                max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED)
     st = None
     if any(it.error is None for it in items):  # nothing to do: no model to load
         st = Stylizer.from_pretrained(args.model, device=args.device, half=args.half, seed=args.seed)
-        try:  # a style code for another model is a usage error, found before any work
-            for s in args.style:
-                if s.endswith(".safetensors"):
-                    st.encode_style(s)
+        try:  # a style code for another model, or a style the model encodes to NaN: usage errors, before any work
+            size = args.style_size or DEFAULT_STYLE_SIZE
+            factors = [args.stroke_size] if not args.stroke_map else [args.stroke_size * SMALL, args.stroke_size * LARGE]
+            for s in args.style:  # encoded as stylize will ask for them (cached there)
+                for f in factors:
+                    st.encode_style(s, round(size / f))
         except DinstyleError as e:
             raise UsageError(str(e)) from None
     style_label = args.style[0] if len(args.style) == 1 else args.style

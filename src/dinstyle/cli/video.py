@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from .stylize import pixel_count
+
     p = sub.add_parser("video", help="restyle a video (mp4, webm, mov, mkv, gif); audio is kept")
     p.add_argument("input", help="input video")
     p.add_argument("-o", "--output", help="output video; its extension picks the format "
@@ -29,6 +31,10 @@ def register(sub) -> None:
     p.add_argument("--preserve-color", action="store_true", help="keep the video's colours (luminance transfer)")
     p.add_argument("--cut-threshold", type=float, default=None, metavar="D",
                    help="thumbnail difference (0..1) that counts as a scene cut (default 0.1)")
+    p.add_argument("--max-pixels-untiled", type=pixel_count, default=None, metavar="P",
+                   help="stylize at most P pixels of a frame at once: larger frames are tiled (default 8.4e6 = 2**23)")
+    p.add_argument("--max-pixels", type=pixel_count, default=None, metavar="P",
+                   help="refuse frames above P pixels (default 150e6)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,7 +44,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..api import Stylizer
+    from ..controls import check_stroke_size
     from ..errors import UsageError
+    from ..imagefiles import DEFAULT_MAX_PIXELS
+    from ..stylize_run import DEFAULT_MAX_PIXELS_UNTILED
     from ..temporal import CUT_THRESHOLD
     from ..video import stylize_video
     from ..video_io import FORMATS, check_paths
@@ -53,13 +62,17 @@ def run(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     weights = parse_style_weights(args.style_weights, len(args.style))
-    check_paths(src, out, args.overwrite)  # before the model loads: fail fast
+    check_stroke_size(args.stroke_size)
+    inputs = [*args.style, *([args.model] if Path(args.model).is_file() else [])]
+    check_paths(src, out, args.overwrite, inputs)  # before the model loads: fail fast
     st = Stylizer.from_pretrained(args.model, device=args.device)
     summary = stylize_video(
         st, src, out, args.style if len(args.style) > 1 else args.style[0], size=args.size, max_size=args.max_size,
         start=args.start, duration=args.duration, overwrite=args.overwrite, progress=not args.quiet,
         alpha=args.alpha, temporal=args.temporal, batch_size=args.batch_size, style_size=args.style_size,
-        style_weights=weights, preserve_color=args.preserve_color, stroke_size=args.stroke_size,
+        style_weights=weights, preserve_color=args.preserve_color, stroke_size=args.stroke_size, inputs=inputs,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED,
         cut_threshold=CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold)
     if args.json:
         print(json.dumps(summary))

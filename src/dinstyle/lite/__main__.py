@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,11 +43,11 @@ def _outputs(contents: list[Path], output: str | None) -> list[Path]:
         return [out]
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: with several contents, -o must be a directory")
-    out.mkdir(parents=True, exist_ok=True)
     return [out / f"{c.stem}.png" for c in contents]
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..outputs import plan_outputs
     from .images import save_rgb
     from .manifest import read_manifest
     from .runtime import LiteModel
@@ -57,21 +58,39 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--threads must be at least 1")
     contents = [Path(c) for c in args.content]
     outputs = _outputs(contents, args.output)
-    content_file = None
-    if args.int8:  # read the manifest first: each LiteModel opens two onnxruntime sessions
-        manifest = read_manifest(args.model_dir)
-        if "int8" not in manifest:
-            raise UsageError(f"{args.model_dir}: has no int8 graph (export with --int8)")
-        content_file = manifest["int8"]["file"]
-    model = LiteModel(args.model_dir, threads=args.threads, content_file=content_file)
-    code = model.code_for(args.style, args.style_size)
+    # dinstyle's one rule for outputs: never an input (contents, the style, the model's files), never one
+    # output for two contents, never an existing file without --overwrite; decided before anything is written
+    model_dir = Path(args.model_dir)
+    model_files = [f for f in model_dir.iterdir() if f.is_file()] if model_dir.is_dir() else []
+    refused = plan_outputs([(str(c), c, o) for c, o in zip(contents, outputs)], [args.style, *model_files],
+                           args.overwrite)
+    if len(contents) == 1 and refused[0]:
+        raise DinstyleError(refused[0])
     failed = 0
-    for content, out in zip(contents, outputs):
+    for content, reason in zip(contents, refused):
+        if reason:
+            failed += 1
+            print(f"{PROG}: skipped {reason}", file=sys.stderr)  # the reason starts with the content
+    if failed < len(contents):
+        content_file = None
+        if args.int8:  # read the manifest first: each LiteModel opens two onnxruntime sessions
+            manifest = read_manifest(args.model_dir)
+            if "int8" not in manifest:
+                raise UsageError(f"{args.model_dir}: has no int8 graph (export with --int8)")
+            content_file = manifest["int8"]["file"]
+        model = LiteModel(args.model_dir, threads=args.threads, content_file=content_file)
+        code = model.code_for(args.style, args.style_size)
+    for content, out, reason in zip(contents, outputs, refused):
+        if reason:
+            continue
         try:
-            if out.exists() and not args.overwrite:
-                raise DinstyleError(f"{out}: exists (use --overwrite to replace it)")
             t0 = time.perf_counter()
-            save_rgb(model.stylize(content, code, args.alpha), out)
+            image = model.stylize(content, code, args.alpha)
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DinstyleError(f"{out}: cannot create its folder ({e.strerror or e})") from None
+            save_rgb(image, out)
             print(f"{out}  ({(time.perf_counter() - t0) * 1000:.0f} ms)")
         except DinstyleError as e:
             if len(contents) == 1:
@@ -93,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: one line for users, the traceback on request
+        if os.environ.get("DINSTYLE_DEBUG"):
+            raise
+        first = (str(e).splitlines() or [""])[0][:200]
+        print(f"{PROG}: error: internal error: {type(e).__name__}: {first} (set DINSTYLE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,20 +6,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import DinstyleError
+from ..imagefiles import DEFAULT_MAX_PIXELS, decode_image, encode_image
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as RGB floats in [0, 1] (EXIF orientation applied; alpha dropped, as dinstyle.imageio does)."""
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
-    except FileNotFoundError:
-        raise DinstyleError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DinstyleError(f"{path}: cannot read image ({e})") from None
+def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image as RGB floats in [0, 1] (EXIF orientation applied; alpha dropped, as dinstyle.imageio does).
+    The formats allowed and the pixel guard are dinstyle's own (``dinstyle.imagefiles``)."""
+    im = decode_image(path, max_pixels).convert("RGB")
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
@@ -32,7 +28,7 @@ def save_rgb(image: np.ndarray, path: str | os.PathLike) -> None:
     """Write atomically in the format of the extension: a crash never leaves a partial file."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
+    if fmt is None or fmt not in Image.SAVE:
         raise DinstyleError(f"{path}: unknown image format {path.suffix!r}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
     os.close(fd)
@@ -40,7 +36,7 @@ def save_rgb(image: np.ndarray, path: str | os.PathLike) -> None:
     os.umask(mask)
     os.chmod(tmp, 0o666 & ~mask)
     try:
-        Image.fromarray(to_uint8(image)).save(tmp, format=fmt)
+        encode_image(Image.fromarray(to_uint8(image)), tmp, fmt, str(path))  # any encoder refusal: one line
         os.replace(tmp, path)
     except OSError as e:
         raise DinstyleError(f"{path}: cannot write image ({e})") from None

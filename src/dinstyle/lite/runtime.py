@@ -9,7 +9,7 @@ from typing import Mapping, Union
 import numpy as np
 
 from ..errors import DinstyleError
-from .codefile import read_style_code
+from .codefile import check_finite, read_style_code
 from .images import load_rgb, resize_long_side
 from .manifest import read_manifest
 
@@ -122,7 +122,8 @@ class LiteModel:
         """A style given as an image (path or array) or as a ``.safetensors`` style code file."""
         if isinstance(style, (str, os.PathLike)) and str(style).lower().endswith(".safetensors"):
             return self.load_code(style)
-        return self.encode_style(style, style_size)
+        label = str(style) if isinstance(style, (str, os.PathLike)) else "style image"
+        return check_finite(self.encode_style(style, style_size), label)
 
     def stylize(self, content: ImageLike, code: Mapping[str, np.ndarray], alpha: float = 1.0) -> np.ndarray:
         """Restyle one image of any size; HxWx3 float32 in [0, 1]."""
@@ -136,4 +137,6 @@ class LiteModel:
         if h < floor or w < floor:
             image = np.pad(image, ((0, max(0, floor - h)), (0, max(0, floor - w)), (0, 0)), mode="edge")
         out = self.stylize_array(_nchw(image), code, alpha)[0, :, :h, :w]
+        if not np.isfinite(out).all():
+            raise DinstyleError("the model produced NaN or inf: its weights or the style code hold extreme values")
         return np.ascontiguousarray(out.transpose(1, 2, 0))

@@ -69,8 +69,29 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     return path
 
 
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """A new run (not ``resume``) goes into a folder that does not exist or is empty (hidden files aside):
+    training writes model.safetensors, log.jsonl, loss.png, samples/ and checkpoints/ there, replacing and
+    pruning what it finds, so a folder holding anything else (or another run) is refused."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DinstyleError(f"{run_dir}: exists and is not a folder")
+    if resume or not run_dir.is_dir():
+        return
+    if (run_dir / CHECKPOINT).exists() or (run_dir / "config.toml").exists():
+        raise DinstyleError(f"{run_dir}: already holds a run; continue it with --resume or choose another --run")
+    found = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
+    if found:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise DinstyleError(f"{run_dir}: is not empty ({shown}) and not a training run; a new run needs a new or "
+                            "empty folder for --run (training replaces and deletes files in it)")
+
+
+# what a resumed run reads from checkpoint.pt (Learner.state_dict adds 'optimizer' and 'scheduler')
+REQUIRED = {"step": int, "sample_position": int, "model_file": str, "optimizer": dict, "scheduler": dict, "rng": dict}
+
+
 def load_checkpoint(run_dir: Path) -> dict:
-    """The training state of a run; one-line errors for a missing or unreadable checkpoint."""
+    """The training state of a run; one-line errors for a missing, unreadable or incomplete checkpoint."""
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise DinstyleError(f"{run_dir}: no {CHECKPOINT} to resume from (was a checkpoint written?)")
@@ -80,7 +101,27 @@ def load_checkpoint(run_dir: Path) -> dict:
         raise DinstyleError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0][:200]})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise DinstyleError(f"{path}: not a dinstyle training checkpoint")
+    missing = [k for k, kind in REQUIRED.items() if not isinstance(state.get(k), kind) or isinstance(state.get(k), bool)]
+    if isinstance(state.get("rng"), dict):
+        missing += [f"rng.{k}" for k in ("torch", "numpy", "python") if k not in state["rng"]]
+    if missing:
+        raise DinstyleError(f"{path}: incomplete checkpoint (missing or malformed: {', '.join(missing)}); "
+                            "resume from another run or start a new one")
     return state
+
+
+def restore(state: dict, run_dir: Path, model: StyleTransferNet, learner) -> tuple[int, int, int, dict]:
+    """Put a checkpoint's weights, optimizer, schedule and RNG states back; returns (step, sample position,
+    bad steps, skipped files). A checkpoint that does not fit this run is a one-line error naming it."""
+    load_trainable(model, run_dir / state["model_file"])
+    try:
+        learner.load_state_dict(state)
+        set_rng_state(state["rng"])
+        skipped = dict(state.get("skipped_files", {}))
+        return int(state["step"]), int(state["sample_position"]), int(state.get("bad_steps", 0)), skipped
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        msg = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise DinstyleError(f"{run_dir / CHECKPOINT}: does not fit this run ({type(e).__name__}: {msg})") from None
 
 
 def load_trainable(model: StyleTransferNet, path: str | Path) -> dict:

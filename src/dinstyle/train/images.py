@@ -6,12 +6,12 @@ Shared by the data loader (which converts what it can and skips what it cannot) 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from ..errors import DinstyleError
+from ..imagefiles import open_lazy
 from ..imageio import image_extensions, to_srgb
 
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
@@ -47,13 +47,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def open_image(path: str | os.PathLike, max_pixels: int) -> Image.Image:
-    """Open lazily (header only), enforcing the pixel guard; raises BadImage."""
+    """Open lazily (header only; only the formats ``imagefiles`` allows), enforcing the pixel guard; raises
+    BadImage."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own guard applies below
-            im = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise BadImage("huge", f"{path}: too many pixels ({e})") from None
+        im = open_lazy(path)  # no process-wide warning filter or bomb limit touched (data loader threads)
     except Exception as e:  # Pillow raises many types for broken files
         raise BadImage("unreadable", f"{path}: cannot read image ({type(e).__name__}: {e})") from None
     w, h = im.size

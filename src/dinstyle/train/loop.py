@@ -94,11 +94,8 @@ class _Run:
 
     def _setup(self) -> None:
         cfg = self.cfg
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise DinstyleError(f"{self.run_dir}: exists and is not a folder")
+        ckpt.check_run_dir(self.run_dir, self.resume)
         state = ckpt.load_checkpoint(self.run_dir) if self.resume else None
-        if not self.resume and ((self.run_dir / ckpt.CHECKPOINT).exists() or (self.run_dir / "config.toml").exists()):
-            raise DinstyleError(f"{self.run_dir}: already holds a run; continue it with --resume or choose another --run")
         barrier()  # every process has looked before the main one writes
         ckpt.seed_everything(cfg.seed)
         if self.device.type == "cpu":
@@ -112,11 +109,8 @@ class _Run:
         self.cfg = cfg = dataclasses.replace(cfg, model=self.learner.model_config())
         self.step, self.position, self.bad_steps, skipped = 0, 0, 0, {}
         if state is not None:
-            ckpt.load_trainable(self.learner.model, self.run_dir / state["model_file"])
-            self.learner.load_state_dict(state)
-            ckpt.set_rng_state(state["rng"])
-            self.step, self.position = int(state["step"]), int(state["sample_position"])
-            self.bad_steps, skipped = int(state.get("bad_steps", 0)), dict(state.get("skipped_files", {}))
+            self.step, self.position, self.bad_steps, skipped = ckpt.restore(state, self.run_dir, self.learner.model,
+                                                                             self.learner)
         elif cfg.init:
             ckpt.load_trainable(self.learner.model, cfg.init)
         self.skipped = SkippedFiles(skipped)
