@@ -23,8 +23,8 @@ from .errors import DinstyleError
 from .imagefiles import DEFAULT_MAX_PIXELS, Source, decode_image, encode_image, image_extensions, source_label
 from .weights import atomic_path
 
-__all__ = ["DEFAULT_MAX_PIXELS", "decode_image", "image_extensions", "load_image", "open_image", "output_format",
-           "pil_to_tensor", "save_image", "tensor_to_pil", "to_srgb"]
+__all__ = ["DEFAULT_MAX_PIXELS", "decode_image", "image_bytes", "image_extensions", "load_image", "open_image",
+           "output_format", "pil_to_tensor", "save_image", "tensor_to_pil", "to_srgb"]
 
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "TGA", "JPEG2000", "BMP", "ICO"}
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -116,6 +116,15 @@ def _prepare(im: Image.Image, fmt: str, label: str) -> tuple[Image.Image, dict]:
     return im, opts
 
 
+def image_bytes(im: Image.Image, fmt: str, label: str, **kwargs) -> bytes:
+    """Encode ``im`` as Pillow format ``fmt`` in memory (stdout, the web API), with the same rules as a
+    file: alpha flattened where ``fmt`` has none (with a warning), the encoder's refusals as one line."""
+    im, opts = _prepare(im, fmt, label)
+    buf = io.BytesIO()
+    encode_image(im, buf, fmt, label, **{**opts, **kwargs})
+    return buf.getvalue()
+
+
 def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True, format: str | None = None,
                **kwargs) -> None:
     """Write atomically (temp file + rename) in the format of the extension: never a partial file.
@@ -124,11 +133,7 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True,
     existing file is refused, even one that appears while we write (hard link, which never replaces).
     """
     if str(path) == "-":
-        fmt = (format or "PNG").upper()
-        im, opts = _prepare(im, fmt, "<stdout>")
-        buf = io.BytesIO()
-        encode_image(im, buf, fmt, "<stdout>", **{**opts, **kwargs})
-        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.buffer.write(image_bytes(im, (format or "PNG").upper(), "<stdout>", **kwargs))
         sys.stdout.buffer.flush()
         return
     path = Path(path)

@@ -15,7 +15,8 @@ from .. import __version__
 from ..errors import DinstyleError
 
 # Module names under dinstyle.cli ('-' becomes '_'), in help order.
-COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "train", "check-data", "export"]
+COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "train", "check-data", "export",
+            "serve"]
 
 
 class _Parser(argparse.ArgumentParser):
