@@ -15,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -437,7 +438,14 @@ def test_the_page_in_headless_chromium(server, tmp_path):
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     photo = tmp_path / "holiday.png"
     photo.write_bytes(photo_bytes(96, 64, seed=3))
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    # Chromium leaves its socket folders in TMPDIR: a short one of ours (a socket path has at most 107 bytes)
+    scratch = tempfile.mkdtemp(prefix="dinstyle-chromium-")
+    service = Service(executable_path=driver_path, env=dict(os.environ, TMPDIR=scratch))
+    try:
+        driver = webdriver.Chrome(options=options, service=service)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(server.url)
@@ -465,6 +473,7 @@ def test_the_page_in_headless_chromium(server, tmp_path):
                 urls.append(msg["params"]["request"]["url"])
     finally:
         driver.quit()
+        shutil.rmtree(scratch, ignore_errors=True)
     assert any(u.endswith("/api/stylize") for u in urls) and any(u.endswith("/api/styles") for u in urls)
     outside = [u for u in urls if not u.startswith((server.url, "blob:", "data:"))]
     assert outside == [], f"the page fetched from elsewhere: {outside}"

@@ -77,7 +77,9 @@ def main() -> int:
                     f"--window-size={args.window.replace('x', ',')}", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--hide-scrollbars"):
             options.add_argument(arg)
-        driver = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
+        # Chromium leaves its socket folders in TMPDIR: ours, removed with it (short: a socket path has <= 107 bytes)
+        service = Service(executable_path="/usr/bin/chromedriver", env=dict(os.environ, TMPDIR=tmp))
+        driver = webdriver.Chrome(options=options, service=service)
         presses = []
         try:
             wait = WebDriverWait(driver, 600)
