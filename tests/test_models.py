@@ -9,16 +9,17 @@ from dinstyle.models import ARCHS, create_model, load_model, load_model_file, sa
 from dinstyle.stylecode import StyleCode, blend
 from dinstyle.weights import WeightsError, load_safetensors
 
-from conftest import TINY
+from conftest import TINY, TINY_FAST
 
 SMALL = {
     "din-mobilenet": TINY,
+    "din-fast": TINY_FAST,
     "din-vgg": dict(style_encoder="random-vgg19", widths=(4, 8, 16, 32), din_groups=(4, 4), style_hidden=16),
     "adain": dict(style_encoder="random-vgg19"),
 }
 
 
-@pytest.mark.parametrize("arch", ["din-mobilenet", "din-vgg", "adain"])
+@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast", "din-vgg", "adain"])
 def test_gradients_reach_trainable_parts_and_never_the_backbone(arch):
     torch.manual_seed(0)
     model = create_model(arch, **SMALL[arch]).train()
@@ -33,12 +34,12 @@ def test_gradients_reach_trainable_parts_and_never_the_backbone(arch):
             assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
     groups = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None}
     if arch != "adain":  # content encoder, decoder and the style side's weight/bias nets all learn
-        assert {"encoder", "style_encoder"} <= groups or {"enc", "style_encoder"} <= groups
+        assert "style_encoder" in groups and any(g.startswith("enc") for g in groups), groups
         names = [n for n, p in model.named_parameters() if p.grad is not None]
         assert any(".weight_nets." in n for n in names) and any(".bias_nets." in n for n in names)
 
 
-@pytest.mark.parametrize("arch", ["din-mobilenet", "din-vgg", "adain"])
+@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast", "din-vgg", "adain"])
 @pytest.mark.parametrize("size", [(17, 23), (31, 64), (8, 9), (50, 33)])
 def test_any_content_and_style_size(arch, size):
     model = create_model(arch, **SMALL[arch]).eval()
@@ -120,3 +121,23 @@ def test_registry_lists_the_paper_architectures_and_default_is_labelled_untraine
         warnings.simplefilter("always")
         model = load_model("din-vgg", style_encoder="random-vgg19")
     assert model.info["trained"] is False
+
+
+@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast"])
+def test_stylize_is_reentrant_and_alpha_may_be_a_tensor(arch):
+    """The DIN context is passed down, not kept on the model: a stylize call made from inside another
+    one (a stats hook here) cannot change the outer call's codes or alpha."""
+    torch.manual_seed(0)
+    model = create_model(arch, **SMALL[arch]).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model.encode_style(torch.rand(1, 3, 32, 32)), model.encode_style(torch.rand(1, 3, 32, 32))
+        for v in b.tensors.values():
+            v += 0.3 * torch.randn_like(v)
+        ref = model.stylize(x, a, alpha=0.7)
+        inner = []
+        nested = model.stylize(x, a, alpha=0.7, stats_fn=lambda level, f: inner.append(model.stylize(x, b)) or None)
+        as_tensor = model.stylize(x, a, alpha=torch.tensor(0.7))
+    assert len(inner) == len(model.dins) and not torch.allclose(inner[0], ref, atol=1e-4)
+    assert torch.equal(nested, ref)
+    assert torch.allclose(as_tensor, ref, atol=1e-6)

@@ -6,15 +6,15 @@ import torch
 
 from dinstyle.models import create_model
 from dinstyle.tiling import _window, plan_tiles, receptive_radius, stylize_tiled, tile_for_budget
-from conftest import TINY
+from conftest import TINY, TINY_FAST
 
 
 
 
-@pytest.fixture(scope="module")
-def model_and_codes():
+@pytest.fixture(scope="module", params=["din-mobilenet", "din-fast"])
+def model_and_codes(request):
     torch.manual_seed(0)
-    model = create_model("din-mobilenet", **TINY).eval()
+    model = create_model(request.param, **(TINY if request.param == "din-mobilenet" else TINY_FAST)).eval()
     with torch.inference_mode():
         codes = [model.encode_style(torch.rand(1, 3, 64, 64)) for _ in range(2)]
         for c in codes:  # an untrained DIN is nearly plain instance norm: push it somewhere non-trivial
@@ -36,9 +36,9 @@ def test_balanced_cores_on_the_grid_and_budget(model_and_codes):
     boxes = plan_tiles(200, 72, 64, 8, multiple=8)
     assert [c[:2] for c, _ in boxes[::2]] == [(0, 56), (56, 112), (112, 168), (168, 200)]  # 4 rows of ~50, not 64+64+64+8
     model, codes = model_and_codes
-    tile = tile_for_budget(model, codes[0], 300 * 300)
+    tile = tile_for_budget(model, codes[0], 700 * 700)
     halo = receptive_radius(model, codes[0]) + 16
-    assert tile % 8 == 0 and (tile + 2 * halo) ** 2 <= 300 * 300 < (tile + 8 + 2 * halo + 16) ** 2
+    assert tile % 8 == 0 and (tile + 2 * halo) ** 2 <= 700 * 700 < (tile + 8 + 2 * halo + 16) ** 2
 
 
 def test_blend_window_is_one_on_the_core_and_fades_in_the_halo():

@@ -22,6 +22,7 @@ from PIL import Image
 from . import __version__, controls
 from .builtin_styles import builtin_style, is_builtin
 from .controls import LARGE, SMALL, check_stroke_size, gray_map, region_masks, resize_long_side, stroke_multiplier
+from .defaults import DEFAULT_STYLE_SIZE
 from .errors import DinstyleError, UsageError
 from .imageio import DEFAULT_MAX_PIXELS, open_image, pil_to_tensor, tensor_to_pil, to_srgb
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id, weights_fingerprint
@@ -31,7 +32,6 @@ from .weights import WeightsError
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 StyleLike = Union[ImageLike, StyleCode]
-DEFAULT_STYLE_SIZE = 512
 __all__ = ["Stylizer", "pick_device", "resize_long_side", "ImageLike", "StyleLike", "DEFAULT_STYLE_SIZE"]
 
 
@@ -114,6 +114,11 @@ class Stylizer:
         self._file_sha: dict[tuple[str, int], str] = {}  # (path, mtime) -> sha256 of the style file
         self._fingerprint: str | None = None
 
+    @property
+    def style_size(self) -> int:
+        """The style long side this model was trained with (stored in its config), else 512."""
+        return int(getattr(self.model.config, "style_size", DEFAULT_STYLE_SIZE))
+
     @classmethod
     def from_pretrained(cls, name_or_file: str = DEFAULT_MODEL, device: str = "auto", half: bool | None = None,
                         seed: int = 0) -> "Stylizer":
@@ -172,9 +177,11 @@ class Stylizer:
         return code.to(self.device, self.dtype)
 
     @torch.inference_mode()
-    def encode_style(self, style: StyleLike, style_size: int | None = DEFAULT_STYLE_SIZE) -> StyleCode:
-        """Encode a style once (resized to ``style_size`` on its long side; None keeps its size) and reuse
-        the code for any number of contents. Saved codes and StyleCodes are checked and returned as is."""
+    def encode_style(self, style: StyleLike, style_size: int | None = 0) -> StyleCode:
+        """Encode a style once (resized to ``style_size`` on its long side; 0 = the model's own
+        ``style_size``, None keeps its size) and reuse the code for any number of contents. Saved codes
+        and StyleCodes are checked and returned as is."""
+        style_size = self.style_size if style_size == 0 else style_size
         if isinstance(style, StyleCode):
             return self.check_code(style)
         label = str(style) if isinstance(style, (str, os.PathLike)) else type(style).__name__
@@ -215,7 +222,7 @@ class Stylizer:
 
     def blend_styles(self, styles: Sequence[StyleLike], weights: Sequence[float] | None = None,
                      size: int | None = None, factor: float = 1.0) -> StyleCode:
-        """Encode ``styles`` (each at ``size`` / ``factor`` px, size default 512; a larger stroke factor
+        """Encode ``styles`` (each at ``size`` / ``factor`` px, size default ``self.style_size``; a larger stroke factor
         means larger strokes) and blend them with ``weights`` in DIN-parameter space."""
         if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
             raise UsageError(f"stroke factor must be a positive number, got {factor}")
@@ -226,7 +233,7 @@ class Stylizer:
                 raise UsageError(f"{getattr(s, 'name', s) if not isinstance(s, StyleCode) else 'style code'}: a saved "
                                  "style code has a fixed style size; --style-size/--stroke-size/--stroke-map need "
                                  "the style image")
-            codes.append(self.encode_style(s, round((size or DEFAULT_STYLE_SIZE) / factor)))
+            codes.append(self.encode_style(s, round((size or self.style_size) / factor)))
         if len(codes) == 1:
             return codes[0]
         try:

@@ -72,7 +72,7 @@ def resolve_style(stylizer: "Stylizer", style, style_size: int | None = None,
                   style_weights: Sequence[float] | None = None, stroke_size: float = 1.0) -> StyleCode:
     """One style or a list (blended with ``style_weights``), each an image, path, ``builtin:NAME``, saved
     code (.safetensors) or StyleCode -> one code on the stylizer's device, encoded once. Style images are
-    encoded at ``style_size`` / ``stroke_size`` px (default 512; a larger stroke size = larger strokes)."""
+    encoded at ``style_size`` / ``stroke_size`` px (default: the model's style size; a larger stroke size = larger strokes)."""
     if isinstance(style, StyleCode):
         return stylizer.encode_style(style)  # checked against the model
     styles = list(style) if isinstance(style, (list, tuple)) else [style]

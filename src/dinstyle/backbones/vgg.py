@@ -68,7 +68,10 @@ class VGG19(Backbone):
         for i, conv in enumerate(self.convs[: last + 1]):
             if i > 0 and CONV_NAMES[i].endswith("_1"):
                 h = F.max_pool2d(h, 2, ceil_mode=True)  # ceil: odd sizes keep their border
-            h = F.relu(conv(F.pad(h, (1, 1, 1, 1), mode="reflect" if self.padding == "reflect" else "constant")))
+            if self.padding == "reflect":
+                h = F.relu(conv(F.pad(h, (1, 1, 1, 1), mode="reflect")))
+            else:  # the conv's own zero padding: an F.pad copy makes the backward pass ~1.5x slower on CPUs
+                h = F.relu(F.conv2d(h, conv.weight, conv.bias, padding=1))
             if self.taps[i] in wanted:
                 out[self.taps[i]] = h
         return out

@@ -1,6 +1,8 @@
 """`dinstyle encode-style`: encode a style once into a reusable style code (.safetensors)."""
 from __future__ import annotations
 
+from ..defaults import DEFAULT_MODEL
+
 import json
 from pathlib import Path
 
@@ -12,9 +14,9 @@ def register(sub) -> None:
     p.add_argument("style", nargs="+", help="style image(s) or builtin:NAME; several are blended")
     p.add_argument("-o", "--output", required=True, help="output file, .safetensors")
     p.add_argument("--style-weights", metavar="W1,W2,...", help="blend weights of several styles")
-    p.add_argument("--style-size", type=int, default=512, metavar="N",
-                   help="long side the style is resized to (default 512; larger = smaller strokes)")
-    p.add_argument("--model", default="din-mobilenet", help="architecture name or model file (default din-mobilenet)")
+    p.add_argument("--style-size", type=int, default=None, metavar="N",
+                   help="long side the style is resized to (default: the model's own; larger = smaller strokes)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or model file (default: the bundled trained model)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed for untrained models (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -34,7 +36,7 @@ def run(args) -> int:
     reason = plan_outputs([(str(out), None, out)], inputs, args.overwrite)[0]  # never the model or a style
     if reason is not None:
         raise (UsageError if reason.kind == "input" else DinstyleError)(str(reason))
-    if args.style_size < 16:
+    if args.style_size is not None and args.style_size < 16:
         raise UsageError("--style-size must be >= 16")
     weights = parse_style_weights(args.style_weights, len(args.style))
     if any(s.endswith(".safetensors") for s in args.style):
@@ -49,5 +51,5 @@ def run(args) -> int:
         print(json.dumps({"output": str(out), **code.meta}))
     else:
         print(f"{out}: {len(code.levels)} DIN levels for {code.meta['model']} "
-              f"(style size {args.style_size}, {', '.join(args.style)})")
+              f"(style size {args.style_size or st.style_size}, {', '.join(args.style)})")
     return 0

@@ -1,13 +1,15 @@
 """`dinstyle export onnx`: style encoder + content graphs and a manifest, for `python -m dinstyle.lite`."""
 from __future__ import annotations
 
+from ..defaults import DEFAULT_MODEL
+
 import importlib.util
 
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model for deployment (ONNX; runs without torch via dinstyle.lite)")
     p.add_argument("format", choices=["onnx"], help="export format")
-    p.add_argument("--model", default="din-mobilenet", metavar="NAME|FILE", help="architecture name or model file")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE", help="architecture name or model file")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--style-size", type=int, default=512,

@@ -5,6 +5,8 @@ Exit codes: 0 all written, 1 some items failed (the others are still written), 2
 """
 from __future__ import annotations
 
+from ..defaults import DEFAULT_MODEL
+
 import argparse
 import json
 import math
@@ -34,14 +36,14 @@ def register(sub) -> None:
                    help="style image, builtin:NAME ('dinstyle styles') or saved code .safetensors; repeatable")
     p.add_argument("-o", "--output", help="output file, folder, or - for stdout (default: NAME_stylized.EXT "
                    "next to each input)")
-    p.add_argument("--model", default="din-mobilenet", help="architecture name or model file (default din-mobilenet)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or model file (default: the bundled trained model)")
     g = p.add_argument_group("controls")
     g.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1; 0 = plain reconstruction (default 1)")
     g.add_argument("--style-weights", metavar="W1,W2,...", help="blend weights of several --style (DIN-parameter space)")
     g.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
     g.add_argument("--mask", metavar="FILE", help="label image: its distinct values, ascending, pick the styles in order")
     g.add_argument("--style-size", type=int, metavar="N", help="long side the style is resized to before encoding "
-                   "(default 512; larger = smaller strokes)")
+                   "(default: the model's training size, 256 for the bundled model; larger = smaller strokes)")
     g.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke scale (2 = larger strokes)")
     g.add_argument("--stroke-map", metavar="FILE", help="grayscale map: black = small strokes, white = large")
     g.add_argument("--seed", type=int, default=0, help="seed for everything random (untrained models) (default 0)")
@@ -146,7 +148,7 @@ def run(args) -> int:
     assign_outputs(items, args.output, args.format, args.overwrite,
                    any_folder=any(Path(c).is_dir() for c in args.content), inputs=inputs)
 
-    from ..api import DEFAULT_STYLE_SIZE, Stylizer
+    from ..api import Stylizer
     from ..controls import LARGE, SMALL
 
     opts = dict(alpha=args.alpha, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
@@ -156,7 +158,7 @@ def run(args) -> int:
     if any(it.error is None for it in items):  # nothing to do: no model to load
         st = Stylizer.from_pretrained(args.model, device=args.device, half=args.half, seed=args.seed)
         try:  # a style code for another model, or a style the model encodes to NaN: usage errors, before any work
-            size = args.style_size or DEFAULT_STYLE_SIZE
+            size = args.style_size or st.style_size
             factors = [args.stroke_size] if not args.stroke_map else [args.stroke_size * SMALL, args.stroke_size * LARGE]
             for s in args.style:  # encoded as stylize will ask for them (cached there)
                 for f in factors:

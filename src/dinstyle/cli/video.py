@@ -1,6 +1,8 @@
 """`dinstyle video`: restyle a video file (style encoded once, audio kept, optional temporal smoothing)."""
 from __future__ import annotations
 
+from ..defaults import DEFAULT_MODEL
+
 import json
 from pathlib import Path
 
@@ -15,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--style", required=True, action="append",
                    help="style image, builtin:NAME or saved style code (.safetensors); repeat to blend styles")
     p.add_argument("--style-weights", metavar="W1,W2,...", help="blend weights of repeated --style")
-    p.add_argument("--model", default="din-mobilenet", help="architecture name or model file")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or model file")
     p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1 (default 1)")
     p.add_argument("--temporal", type=float, default=0.5, metavar="T",
                    help="temporal stability 0..1: 0 = independent frames (default 0.5)")
@@ -26,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--duration", type=float, metavar="S", help="stylize only S seconds")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="frames per forward pass (default: 1 on CPU, 8 on GPU)")
-    p.add_argument("--style-size", type=int, help="long side of the style image when encoded (default 512)")
+    p.add_argument("--style-size", type=int, help="long side of the style image when encoded (default: the model's own)")
     p.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke scale (2 = larger strokes)")
     p.add_argument("--preserve-color", action="store_true", help="keep the video's colours (luminance transfer)")
     p.add_argument("--cut-threshold", type=float, default=None, metavar="D",

@@ -23,11 +23,12 @@ from torch import nn
 
 from .. import __version__
 from ..errors import DinstyleError
+from ..layers.deform import DeformableDIN
+from ..layers.din import DIN
 from ..lite.manifest import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, code_input_name, write_manifest
 from ..models import StyleTransferNet, model_id, weights_fingerprint
 from ..stylecode import StyleCode
 from .quantize import INT8_FILE
-from .traceable import traceable_content_path, traceable_pooling
 
 DEFAULT_OPSET = 17
 # Trace with odd sizes so padding to a multiple is recorded (a multiple-of-8 example would skip it).
@@ -50,6 +51,14 @@ class StyleEncoderGraph(nn.Module):
         return tuple(code[k] for k in self.keys)
 
 
+def check_exportable(model: StyleTransferNet) -> None:
+    """Plain and deformable DIN trace as they are (the batch-1 dynamic conv is a grouped conv; deformable
+    DIN's grid_sample is ONNX GridSample, opset >= 16); other DIN layers are refused in one line."""
+    unsupported = sorted({type(d).__name__ for d in model.dins.values() if type(d) not in (DIN, DeformableDIN)})
+    if unsupported:
+        raise DinstyleError(f"ONNX export does not support {', '.join(unsupported)} layers yet")
+
+
 class ContentGraph(nn.Module):
     """(content, alpha, *code tensors in ``keys`` order) -> stylized image clamped to [0, 1]."""
 
@@ -58,8 +67,8 @@ class ContentGraph(nn.Module):
         self.model, self.keys = model, keys
 
     def forward(self, content: torch.Tensor, alpha: torch.Tensor, *code: torch.Tensor) -> torch.Tensor:
-        with traceable_content_path(self.model, alpha):
-            y = self.model.stylize(content, StyleCode(dict(zip(self.keys, code))), alpha=1.0)
+        # alpha stays a graph input: a tensor alpha blends every DIN level in the graph
+        y = self.model.stylize(content, StyleCode(dict(zip(self.keys, code))), alpha=alpha)
         return y.clamp(0.0, 1.0)
 
 
@@ -134,9 +143,9 @@ def _export_into(model: StyleTransferNet, out_dir: Path, opset: int, style_size:
     if len(set(names)) != len(names) or {"content", "alpha", "style", "stylized"} & set(names):
         raise DinstyleError(f"style code keys {keys} do not map to distinct ONNX names")
     hw = {2: "height", 3: "width"}
-    with traceable_pooling():
-        _export(StyleEncoderGraph(model, keys), (style,), out_dir / GRAPH_FILES[0], ["style"], names,
-                {"style": hw}, opset)
+    check_exportable(model)
+    _export(StyleEncoderGraph(model, keys), (style,), out_dir / GRAPH_FILES[0], ["style"], names,
+            {"style": hw}, opset)
     _export(ContentGraph(model, keys), (content, torch.tensor(0.5), *[code[k] for k in keys]),
             out_dir / GRAPH_FILES[1], ["content", "alpha", *names], ["stylized"],
             {"content": hw, "stylized": hw}, opset)

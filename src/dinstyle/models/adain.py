@@ -11,7 +11,7 @@ from torch import nn
 from ..backbones import create_backbone
 from ..layers.din import DIN, instance_stats
 from ..stylecode import StyleCode
-from .base import StyleTransferNet
+from .base import DINContext, StyleTransferNet
 from .blocks import Conv, Up
 
 
@@ -47,5 +47,5 @@ class AdaIN(StyleTransferNet):
     def encode_content(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x, ["relu4_1"])["relu4_1"]
 
-    def decode(self, f: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.apply_din("adain", f))
+    def decode(self, f: torch.Tensor, ctx: DINContext) -> torch.Tensor:
+        return self.decoder(self.apply_din(ctx, "adain", f))

@@ -1,8 +1,8 @@
 """What every style-transfer model offers: encode a style once, stylize many contents with it."""
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Callable, Optional, Sequence
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,18 @@ from ..stylecode import StyleCode
 
 # stats_fn(level_name, pre-norm features) -> (mean, std) to use instead of the features' own, or None.
 StatsFn = Callable[[str, torch.Tensor], Optional[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass(frozen=True)
+class DINContext:
+    """What every DIN level of one ``stylize`` call needs, passed down explicitly (no state on the model,
+    so calls are re-entrant). ``alpha`` may be a 0-d tensor: export keeps it a graph input."""
+
+    codes: Sequence[StyleCode]
+    masks: Optional[Sequence[torch.Tensor]] = None
+    alpha: Union[float, torch.Tensor] = 1.0
+    stats_fn: Optional[StatsFn] = None
+    stroke: Union[float, torch.Tensor, None] = None
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -28,7 +40,8 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, i
 
 class StyleTransferNet(nn.Module):
     """Base class. Subclasses set ``arch``, ``config``, ``pad_multiple``, ``style_encoder`` and ``dins``
-    (a ModuleDict of DIN layers) and implement ``encode_content``/``decode`` around ``apply_din``.
+    (a ModuleDict of DIN layers) and implement ``encode_content(x)`` and ``decode(feats, ctx)``, calling
+    ``apply_din(ctx, level, features)`` at each DIN level in a fixed order.
 
     Images are RGB float tensors in [0, 1], shape (B, 3, H, W); outputs are unclamped.
     """
@@ -45,7 +58,7 @@ class StyleTransferNet(nn.Module):
         return StyleCode(self.style_encoder(style), {"arch": self.arch})
 
     # ------------------------------------------------------------------ content side (per image)
-    def stylize(self, content: torch.Tensor, code: StyleCode | Sequence[StyleCode], alpha: float = 1.0,
+    def stylize(self, content: torch.Tensor, code: StyleCode | Sequence[StyleCode], alpha: float | torch.Tensor = 1.0,
                 masks: Sequence[torch.Tensor] | None = None, stats_fn: StatsFn | None = None,
                 stroke: float | torch.Tensor | None = None) -> torch.Tensor:
         """Restyle ``content`` with one code, or several codes each weighted by a soft mask (B|1, 1, H, W)
@@ -61,19 +74,16 @@ class StyleTransferNet(nn.Module):
             masks = [pad_to_multiple(m, self.pad_multiple)[0] for m in masks]
         if torch.is_tensor(stroke):
             stroke = pad_to_multiple(stroke, self.pad_multiple)[0]
-        self._din_ctx = (codes, masks, float(alpha), stats_fn, stroke)
-        try:
-            y = self.decode(self.encode_content(x))
-        finally:
-            self._din_ctx = None
-        return y[..., :h, :w]
+        alpha = alpha if torch.is_tensor(alpha) else float(alpha)
+        ctx = DINContext(codes, masks, alpha, stats_fn, stroke)
+        return self.decode(self.encode_content(x), ctx)[..., :h, :w]
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         return self.stylize(content, self.encode_style(style), alpha)
 
-    def apply_din(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        """DIN level ``name`` with the codes/masks/alpha/stats of the current ``stylize`` call."""
-        codes, masks, alpha, stats_fn, stroke = self._din_ctx
+    def apply_din(self, ctx: DINContext, name: str, x: torch.Tensor) -> torch.Tensor:
+        """DIN level ``name`` with the codes, masks, alpha, statistics and stroke of ``ctx``."""
+        codes, masks, alpha, stats_fn, stroke = ctx.codes, ctx.masks, ctx.alpha, ctx.stats_fn, ctx.stroke
         din: DIN = self.dins[name]
         stats = stats_fn(name, x) if stats_fn is not None else None
         xn = din.normalize(x, *(stats or (None, None)))
@@ -83,12 +93,14 @@ class StyleTransferNet(nn.Module):
             if masks is not None:
                 yi = yi * F.interpolate(masks[i].to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False)
             y = yi if y is None else y + yi
-        return y if alpha == 1.0 else x + alpha * (y - x)
+        if not torch.is_tensor(alpha) and alpha == 1.0:
+            return y
+        return x + alpha * (y - x)
 
     def encode_content(self, x: torch.Tensor):
         raise NotImplementedError
 
-    def decode(self, feats) -> torch.Tensor:
+    def decode(self, feats, ctx: DINContext) -> torch.Tensor:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ persistence helpers

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..backbones import create_backbone
 from ..layers.din import DIN
-from .base import StyleTransferNet
+from .base import DINContext, StyleTransferNet
 from .blocks import Conv, DWSep, ResDWSep, Up
 from .style import DINSpec, StyleEncoder
 
@@ -64,8 +64,8 @@ class DINMobileNet(StyleTransferNet):
     def encode_content(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def decode(self, f: torch.Tensor) -> torch.Tensor:
-        f = self.bottleneck(self.apply_din("din8", f))
-        f = self.mid4(self.apply_din("din4", self.up4(f)))
-        f = self.apply_din("din2", self.up2(f))
+    def decode(self, f: torch.Tensor, ctx: DINContext) -> torch.Tensor:
+        f = self.bottleneck(self.apply_din(ctx, "din8", f))
+        f = self.mid4(self.apply_din(ctx, "din4", self.up4(f)))
+        f = self.apply_din(ctx, "din2", self.up2(f))
         return self.out(f)

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..backbones import create_backbone
 from ..layers.din import DIN
-from .base import StyleTransferNet
+from .base import DINContext, StyleTransferNet
 from .blocks import Conv, Up
 from .style import DINSpec, StyleEncoder
 
@@ -49,7 +49,7 @@ class DINVGG(StyleTransferNet):
             x = conv(x if i == 0 else F.max_pool2d(x, 2))
         return x
 
-    def decode(self, f: torch.Tensor) -> torch.Tensor:
-        f = self.dec8(self.apply_din("din8", f))
-        f = self.apply_din("din4", F.interpolate(f, scale_factor=2.0, mode="nearest"))
+    def decode(self, f: torch.Tensor, ctx: DINContext) -> torch.Tensor:
+        f = self.dec8(self.apply_din(ctx, "din8", f))
+        f = self.apply_din(ctx, "din4", F.interpolate(f, scale_factor=2.0, mode="nearest"))
         return self.out(self.dec2(self.dec4(f)))

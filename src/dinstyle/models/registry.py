@@ -15,19 +15,22 @@ from typing import Any
 
 
 from .. import __version__
+from ..defaults import DEFAULT_MODEL
 from ..weights import FORMAT, FORMAT_VERSION, WeightsError, load_safetensors, save_safetensors
 from .adain import AdaIN, AdaINConfig
 from .base import StyleTransferNet
+from .din_fast import DINFast, DINFastConfig
 from .din_mobilenet import DINMobileNet, DINMobileNetConfig
 from .din_vgg import DINVGG, DINVGGConfig
 
 ARCHS: dict[str, tuple[type[StyleTransferNet], type, dict]] = {
     "din-mobilenet": (DINMobileNet, DINMobileNetConfig, {}),
     "din-mobilenet-deform": (DINMobileNet, DINMobileNetConfig, {"deformable": True}),
+    "din-fast": (DINFast, DINFastConfig, {}),
+    "din-fast-deform": (DINFast, DINFastConfig, {"deformable": True}),
     "din-vgg": (DINVGG, DINVGGConfig, {}),
     "adain": (AdaIN, AdaINConfig, {}),
 }
-DEFAULT_MODEL = "din-mobilenet"
 
 
 def _config(cls: type, values: dict) -> Any:

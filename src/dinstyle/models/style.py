@@ -12,6 +12,7 @@ from torch import nn
 
 from ..backbones import Backbone
 from ..layers.din import identity_kernel
+from ..layers.pool import adaptive_avg_pool2d
 from .blocks import Conv
 
 
@@ -45,7 +46,7 @@ class WeightNet(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         k = self.spec.kernel_size
-        delta = self.proj(F.adaptive_avg_pool2d(self.body(feat), k))  # (B, Cout*Cin/g, k, k)
+        delta = self.proj(adaptive_avg_pool2d(self.body(feat), k))  # (B, Cout*Cin/g, k, k)
         return self.identity + delta.view(feat.shape[0], *self.identity.shape)
 
 
@@ -61,7 +62,7 @@ class BiasNet(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.adaptive_avg_pool2d(self.body(feat), 1)).flatten(1)
+        return self.proj(adaptive_avg_pool2d(self.body(feat), 1)).flatten(1)
 
 
 class StyleEncoder(nn.Module):
@@ -77,9 +78,17 @@ class StyleEncoder(nn.Module):
         self.bias_nets = nn.ModuleDict(
             {s.name: BiasNet(backbone.tap_channels[taps[s.tap_index]], s, hidden) for s in specs})
 
+    @property
+    def taps(self) -> list[str]:
+        """The backbone taps the weight and bias nets read (training caches them per style)."""
+        return sorted({self.backbone.style_taps[s.tap_index] for s in self.specs}, key=self.backbone.style_taps.index)
+
     def forward(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.from_taps(self.backbone(style, set(self.taps)))
+
+    def from_taps(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The style code from backbone features already computed (``{tap: (B, C, h, w)}``)."""
         taps = self.backbone.style_taps
-        feats = self.backbone(style, {taps[s.tap_index] for s in self.specs})
         out = {}
         for s in self.specs:
             f = feats[taps[s.tap_index]]

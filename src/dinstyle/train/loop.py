@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..defaults import DEFAULT_MODEL
 from ..errors import DinstyleError, UsageError
 from ..models import save_model
 from ..weights import atomic_write, load_safetensors
@@ -28,7 +29,7 @@ from .learner import Learner
 from .plot import loss_curve, sample_grid
 from .reporting import LogWriter, Progress, SkippedFiles, Throughput
 
-DEFAULT_ARCH = "din-mobilenet"
+DEFAULT_ARCH = DEFAULT_MODEL
 EXIT_CODES = {"done": 0, "time budget": 0, "SIGINT": 130, "SIGTERM": 143}
 
 
