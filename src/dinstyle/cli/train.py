@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 METAVARS = {"content": "DIR", "style": "DIR", "run": "RUN_DIR", "init": "MODEL_FILE", "arch": "NAME",
             "style_encoder": "NAME", "loss_net": "NAME", "content_loss_net": "NAME", "style_loss_net": "NAME",
@@ -20,6 +21,8 @@ def _tuple_of(kind: type):
 
 def register(sub) -> None:
     from ..train.config import TrainConfig
+    from ..train.teacher_config import FIELDS as TEACHER_FIELDS
+    from ..train.teacher_config import TEACHERS
 
     p = sub.add_parser("train", help="train a model on folders of content and style images (resumable, DDP)",
                        description="Train a style-transfer model. Every option can also be set in a TOML file "
@@ -27,6 +30,9 @@ def register(sub) -> None:
                                    "-m dinstyle train --run-dir RUN_DIR ...")
     p.add_argument("--config", metavar="FILE.toml", help="settings file (command-line flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its last checkpoint")
+    p.add_argument("--teacher", choices=TEACHERS, default=argparse.SUPPRESS,
+                   help="teacher-guided training (fast on CPUs; see docs/TRAINING.md): the student learns the "
+                        "teacher's outputs in VGG features; the flags marked [teacher] apply")
     for f in dataclasses.fields(TrainConfig):
         if not f.metadata.get("cli", True):
             continue
@@ -42,7 +48,59 @@ def register(sub) -> None:
             # --run-dir: torchrun's own parser takes '--run' for an abbreviation of its --run-path
             flags = [flag, "--run-dir"] if f.name == "run" else [flag]
             p.add_argument(*flags, type=type(default), metavar=METAVARS.get(f.name, f.name.split("_")[-1].upper()), **kw)
+    for name, f in TEACHER_FIELDS.items():  # teacher-only settings (shared names keep their meaning)
+        if name in {g.name for g in dataclasses.fields(TrainConfig)}:
+            continue
+        flag, default = "--" + name.replace("_", "-"), f.default
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=f"[teacher] (default: {default!r})")
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=_tuple_of(type(default[0])), metavar="A,B", **kw)
+        else:
+            p.add_argument(flag, type=type(default), **kw)
     p.set_defaults(func=run)
+
+
+def run_teacher(args, flags: dict) -> int:
+    """``--teacher``: the settings are TeacherConfig's; a flag only the paper's recipe knows is an error."""
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..train.teacher_config import FIELDS, RESUMABLE, make_config, read_toml, to_dict
+    from ..train.teacher_run import TeacherRun
+
+    unknown = sorted(k for k in flags if k not in FIELDS)
+    if unknown:
+        raise UsageError(f"--teacher does not use {', '.join('--' + k.replace('_', '-') for k in unknown)}")
+    layers = [read_toml(args.config)] if args.config else []
+    for layer in layers:
+        layer.pop("teacher", None)
+    if args.resume:
+        if not flags.get("run"):
+            raise UsageError("--resume needs --run RUN_DIR")
+        saved_path = Path(flags["run"]) / "config.toml"
+        if not saved_path.is_file():
+            raise UsageError(f"{flags['run']}: not a training run (no config.toml); nothing to resume")
+        saved = read_toml(saved_path)
+        saved.pop("teacher", None)
+        current = to_dict(make_config(saved))
+        proposed = to_dict(make_config({**saved, **{k: v for layer in layers for k, v in layer.items()}, **flags}))
+        changed = sorted(k for k in proposed if proposed[k] != current[k] and k not in RESUMABLE)
+        if changed:
+            raise UsageError(f"--resume cannot change {', '.join(changed)}; start a new run (optionally with --init)")
+        cfg = make_config(proposed)
+    else:
+        merged = {k: v for layer in layers for k, v in layer.items()}
+        cfg = make_config({**merged, **flags})
+        if not cfg.run:
+            raise UsageError("--run RUN_DIR is required")
+        run_dir = Path(cfg.run)
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise UsageError(f"{run_dir}: not empty; continue a run with --resume or choose another --run")
+    result = TeacherRun(cfg, resume=args.resume, log=lambda m: print(m, file=sys.stderr, flush=True)).run()
+    print(result)
+    return 0
 
 
 def run(args) -> int:
@@ -52,6 +110,12 @@ def run(args) -> int:
     from ..train.config import FIELDS, read_toml, resolve, resume_overrides
     from ..train.loop import train
 
+    if getattr(args, "teacher", None):
+        return run_teacher(args, {k: v for k, v in vars(args).items()
+                                  if k not in ("config", "resume", "teacher", "func", "command")})
+    teacher_only = sorted(k for k in vars(args) if k not in FIELDS and k not in ("config", "resume", "func", "command"))
+    if teacher_only:
+        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in teacher_only)}: only with --teacher")
     flags = {k: v for k, v in vars(args).items() if k in FIELDS}
     file_layer = read_toml(args.config) if args.config else {}
     if args.resume:

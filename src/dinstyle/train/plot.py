@@ -12,10 +12,11 @@ from ..imageio import save_image
 
 COLOURS = {"loss": (20, 20, 20), "content": (31, 119, 180), "style": (214, 39, 40), "identity": (44, 160, 44),
            "tv": (148, 103, 189)}
-GRID_COLUMNS = ("content", "style", "output", "alpha=0")
+GRID_COLUMNS = ("content", "style", "output", "alpha=0", "teacher")
 
 
-def sample_grid(rows: Sequence[Sequence[np.ndarray]], path: Path, header: str = "") -> None:
+def sample_grid(rows: Sequence[Sequence[np.ndarray]], path: Path, header: str = "",
+                columns: Sequence[str] = GRID_COLUMNS) -> None:
     """Rows of equal-size (H, W, 3) uint8 images -> one PNG with column titles and a header line."""
     if not rows:
         return
@@ -26,7 +27,7 @@ def sample_grid(rows: Sequence[Sequence[np.ndarray]], path: Path, header: str = 
     canvas = Image.new("RGB", (cols * (w + pad) + pad, top + len(rows) * (h + pad) + pad), (255, 255, 255))
     draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
     draw.text((pad, 2), header, fill=(0, 0, 0), font=font)
-    for j, title in enumerate(GRID_COLUMNS[:cols]):
+    for j, title in enumerate(columns[:cols]):
         draw.text((pad + j * (w + pad), 16), title, fill=(80, 80, 80), font=font)
     for i, row in enumerate(rows):
         for j, img in enumerate(row):

