@@ -22,8 +22,8 @@ def measure(size: int, model: str, tile: int | None, untiled: bool) -> dict:
     import torch
 
     from dinstyle import Stylizer
-    from dinstyle.stylize_run import DEFAULT_MAX_PIXELS_UNTILED
-    from dinstyle.tiling import tile_for_budget
+    from dinstyle.runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
+    from dinstyle.runtime.tiling import tile_for_budget
 
     warnings.simplefilter("ignore")
     st = Stylizer.from_pretrained(model, device="cpu")

@@ -48,7 +48,7 @@ REFERENCE = ("din-fast", "onnxruntime")  # the speed-up column compares every ro
 def din_model(name: str, model_file: str):
     """The model behind a DIN row: ``model_file`` when it is of this architecture, else untrained."""
     from dinstyle.models import create_model, load_model
-    from dinstyle.weights import load_safetensors
+    from dinstyle.io.tensorfiles import load_safetensors
 
     if model_file and load_safetensors(model_file)[1].get("arch") == name:
         return load_model(model_file)
@@ -113,7 +113,7 @@ class Runner:
             with torch.inference_mode():
                 self.code = self.model.encode_style(torch.rand(1, 3, style_size, style_size))
         elif model == "magenta":
-            from dinstyle.magenta import MagentaModel
+            from dinstyle.eval.magenta import MagentaModel
 
             self.model = MagentaModel(threads=threads)
             self.code = self.model.style_vector(rng.random((MAGENTA_STYLE_SIZE,) * 2 + (3,), dtype=np.float32))

@@ -8,7 +8,7 @@ encoded once, on a generated clip. "model" is the network alone on batches of fr
 "end-to-end" is ``stylize_video`` (decode, stylize, H.264 encode, audio copy). The style encoding is not
 counted (it is paid once per video).
 
-Flicker: ``dinstyle.temporal.flicker`` on the generated test clip (a 1-px/frame pan, a still hold, a cut)
+Flicker: ``dinstyle.video.temporal.flicker`` on the generated test clip (a 1-px/frame pan, a still hold, a cut)
 for several ``--temporal`` values, with the output's lag behind the independent-frame output (mean abs
 difference, 8-bit code values) as the price, and a motion-compensated flicker for the pan (the clip moves
 exactly 1 px/frame, so output t is compared with output t-1 shifted by 1 px: a perfectly steady
@@ -31,7 +31,7 @@ import torch
 
 from dinstyle.api import Stylizer
 from dinstyle.models import create_model
-from dinstyle.temporal import flicker, synthetic_clip
+from dinstyle.video.temporal import flicker, synthetic_clip
 from dinstyle.video import stylize_frames, stylize_video
 
 SIZES = {"240p": (426, 240), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}

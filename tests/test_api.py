@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 
 from dinstyle import Stylizer
-from dinstyle.controls import preserve_color
+from dinstyle.runtime.controls import preserve_color
 from dinstyle.errors import DinstyleError, UsageError
-from dinstyle.imageio import tensor_to_pil
+from dinstyle.io.images import tensor_to_pil
 from dinstyle.models import create_model, save_model
-from dinstyle.stylecode import StyleCode
+from dinstyle.models.stylecode import StyleCode
 from conftest import TINY
 
 SS = 64  # style size used throughout: small is fast
@@ -257,7 +257,7 @@ def test_builtin_style_credits_match_the_table():
     from pathlib import Path
 
     import dinstyle
-    from dinstyle.builtin_styles import STYLES, sources_markdown
+    from dinstyle.io.builtin_styles import STYLES, sources_markdown
 
     assets = Path(dinstyle.__file__).parent / "assets" / "styles"
     assert (assets / "SOURCES.md").read_text() == sources_markdown()  # regenerate with sources_markdown()

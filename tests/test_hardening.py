@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from dinstyle.cli import main
 from dinstyle.errors import DinstyleError
 from dinstyle.models import create_model, save_model
-from dinstyle.stylecode import StyleCode, blend
+from dinstyle.models.stylecode import StyleCode, blend
 
 from conftest import TINY, TINY_MODEL_TOML
 
@@ -172,7 +172,7 @@ def test_video_frames_get_the_pixel_guard(files, tmp_path, capsys):
 
 
 def test_video_frames_are_tiled_above_the_untiled_limit(files, monkeypatch):
-    from dinstyle import stylize_run
+    from dinstyle.runtime import runner as stylize_run
     from dinstyle.api import Stylizer
     from dinstyle.video import stylize_frames
 
@@ -193,7 +193,7 @@ def test_video_frames_are_tiled_above_the_untiled_limit(files, monkeypatch):
 
 # ------------------------------------------------------------------------------- 4. Pillow's global guard
 def test_pixel_guard_never_touches_pillows_global_limit(tmp_path, monkeypatch):
-    from dinstyle.imageio import load_image
+    from dinstyle.io.images import load_image
 
     seen = []
 
@@ -228,7 +228,7 @@ class _no_warnings:
 
 
 def test_concurrent_decodes_keep_the_global_limit(tmp_path):
-    from dinstyle.imageio import load_image
+    from dinstyle.io.images import load_image
 
     Image.new("RGB", (64, 64)).save(tmp_path / "x.png")
     start = Image.MAX_IMAGE_PIXELS
@@ -285,7 +285,7 @@ def test_non_finite_style_weights_are_refused_and_huge_ones_blend_evenly(files, 
     assert run(files, src, *two, "--style-weights", "1,1", "-o", tmp_path / "even.png") == 0
     huge, even = (np.asarray(Image.open(tmp_path / n)) for n in ("huge.png", "even.png"))
     assert np.array_equal(huge, even) and even.max() > 0
-    from dinstyle.stylecode import normalized_weights
+    from dinstyle.models.stylecode import normalized_weights
 
     assert normalized_weights([1e308, 1e308], 2) == [0.5, 0.5]
     a = StyleCode({"l.weight": torch.ones(1, 2), "l.bias": torch.ones(1, 2)})
@@ -485,7 +485,7 @@ def test_half_on_the_cpu_is_refused(files, tmp_path, capsys):
 def test_video_writer_closes_its_container_when_opening_fails(tmp_path, monkeypatch):
     from fractions import Fraction
 
-    from dinstyle import video_io
+    from dinstyle.io import videofiles as video_io
 
     opened = []
 
@@ -511,7 +511,7 @@ def test_video_writer_closes_its_container_when_opening_fails(tmp_path, monkeypa
 
 
 def test_only_raster_formats_are_opened(tmp_path):
-    from dinstyle.imageio import image_extensions, load_image
+    from dinstyle.io.images import image_extensions, load_image
 
     exts = image_extensions()
     assert {".png", ".jpg", ".webp", ".tif"} <= exts and not {".eps", ".ps", ".pdf", ".psd"} & exts

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from dinstyle.errors import DinstyleError
-from dinstyle.imageio import load_image, open_image, pil_to_tensor, save_image, tensor_to_pil
+from dinstyle.io.images import load_image, open_image, pil_to_tensor, save_image, tensor_to_pil
 
 
 def linear_rgb_icc() -> bytes:

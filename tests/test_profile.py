@@ -2,7 +2,7 @@
 import json
 
 from dinstyle.cli import main
-from dinstyle.profile import profile_all
+from dinstyle.eval.profile import profile_all
 
 
 def test_adain_reference_and_din_mobilenet_budget_at_512():
@@ -14,7 +14,7 @@ def test_adain_reference_and_din_mobilenet_budget_at_512():
 
 
 def test_dynamic_convs_are_counted(tiny_model):
-    from dinstyle.profile import profile_model
+    from dinstyle.eval.profile import profile_model
 
     from dinstyle.models import create_model
     from conftest import TINY
@@ -47,7 +47,7 @@ def test_profile_cli_rejects_bad_sizes(capsys):
 def test_instance_norms_are_counted(tiny_model):
     import torch
     from dinstyle.layers.din import DIN
-    from dinstyle.profile import _measure
+    from dinstyle.eval.profile import _measure
 
     din, x = DIN(8, 1, groups=8), torch.rand(1, 8, 10, 10)
     _, macs, _ = _measure(din, lambda: din(x, torch.ones(1, 8, 1, 1, 1), torch.zeros(1, 8)))

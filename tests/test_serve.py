@@ -26,7 +26,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dinstyle.builtin_styles import STYLES
+from dinstyle.io.builtin_styles import STYLES
 from dinstyle.cli import main
 from dinstyle.models import create_model, save_model
 from dinstyle.serve import missing_web_packages

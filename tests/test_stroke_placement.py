@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dinstyle.imageio import save_image, tensor_to_pil
+from dinstyle.io.images import save_image, tensor_to_pil
 from dinstyle.metrics import KINDS, content_masks, stroke_placement, synthetic_image, synthetic_set
 from dinstyle.models import create_model, save_model
 from conftest import TINY

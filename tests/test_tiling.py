@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dinstyle.models import create_model
-from dinstyle.tiling import _window, plan_tiles, receptive_radius, stylize_tiled, tile_for_budget
+from dinstyle.runtime.tiling import _window, plan_tiles, receptive_radius, stylize_tiled, tile_for_budget
 from conftest import TINY, TINY_FAST
 
 

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from dinstyle.backbones import create_backbone
 from dinstyle.backbones.vgg import CAFFE_MEAN_BGR, TAPS, VGG19, pretrained_vgg19, random_vgg19
-from dinstyle.weights import VGG19_CONVS, WeightsError, load_vgg19_file
+from dinstyle.backbones.vgg_files import VGG19_CONVS, load_vgg19_file
+from dinstyle.io.tensorfiles import WeightsError
 
 
 @pytest.fixture(scope="module")

@@ -243,10 +243,10 @@ def main() -> int:
     if not (CARRY / "data/train/content").is_dir() or not (CARRY / "site").is_dir():
         log("no .carry/ here: run tools/make_carry.py first and name .carry in carry")
         return 2
-    probe = subprocess.run([sys.executable, "-c", "import torch, dinstyle.magenta, dinstyle.backbones as b; "
+    probe = subprocess.run([sys.executable, "-c", "import torch, dinstyle.eval.magenta, dinstyle.backbones as b; "
                             "print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0) "
                             "if torch.cuda.is_available() else 'cpu'); b.create_backbone('vgg19'); "
-                            "b.create_backbone('efficientnet-lite0'); dinstyle.magenta.MagentaModel()"],
+                            "b.create_backbone('efficientnet-lite0'); dinstyle.eval.magenta.MagentaModel()"],
                            env=ENV, capture_output=True, text=True)
     log(f"settings {json.dumps(S)}; probe rc={probe.returncode}: {probe.stdout.strip()} {probe.stderr.strip()[-400:]}")
     if probe.returncode or (not TOY and "True" not in probe.stdout):
@@ -281,7 +281,7 @@ def main() -> int:
         shutil.copy2(WORK / "winner.toml", OUT / "winner.toml")
         for key in ("INIT_DIN", "INIT_ADAIN"):
             if os.environ.get(key):
-                from dinstyle.weights import load_safetensors
+                from dinstyle.io.tensorfiles import load_safetensors
 
                 sections.append(f"{key}: {os.environ[key]} {json.dumps(load_safetensors(os.environ[key])[1].get('info'))}")
         minutes = max(0.05, (left() - S["eval_reserve_s"]) / 60)

@@ -1,5 +1,5 @@
 """dinstyle: fast arbitrary image and video style transfer with Dynamic Instance Normalization."""
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def __getattr__(name):  # lazy, so `python -m dinstyle.lite` never imports torch

@@ -19,45 +19,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import __version__, controls
-from .builtin_styles import builtin_style, is_builtin
-from .controls import LARGE, SMALL, check_stroke_size, gray_map, region_masks, resize_long_side, stroke_multiplier
 from .defaults import DEFAULT_STYLE_SIZE
 from .errors import DinstyleError, UsageError
-from .imageio import DEFAULT_MAX_PIXELS, open_image, pil_to_tensor, tensor_to_pil, to_srgb
+from .io.builtin_styles import builtin_style, is_builtin
+from .io.images import DEFAULT_MAX_PIXELS, open_image, pil_to_tensor, tensor_to_pil, to_srgb
+from .io.tensorfiles import WeightsError
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id, weights_fingerprint
-from .stylecode import StyleCode, blend, file_sha256, require_finite
-from .stylize_run import DEFAULT_MAX_PIXELS_UNTILED, run_model
-from .weights import WeightsError
+from .models.stylecode import StyleCode, blend, file_sha256, require_finite
+from .runtime import controls
+from .runtime.controls import LARGE, SMALL, check_stroke_size, gray_map, region_masks, resize_long_side, stroke_multiplier
+from .runtime.devices import check_half, pick_device
+from .runtime.runner import DEFAULT_MAX_PIXELS_UNTILED, run_model
+from .version import __version__
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 StyleLike = Union[ImageLike, StyleCode]
 __all__ = ["Stylizer", "pick_device", "resize_long_side", "ImageLike", "StyleLike", "DEFAULT_STYLE_SIZE"]
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda, else mps, else cpu; an explicit device that is not available is a usage error."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    kind = str(device).split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA GPU is available (try --device auto)")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: Apple MPS is not available (try --device auto)")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"--device {device}: choose auto, cpu, cuda or mps")
-    return torch.device(device)
-
-
-def check_half(device: torch.device, half: bool | None) -> None:
-    """float16 is for GPUs: on the CPU it is about 12x slower than float32 and no more exact."""
-    if half and device.type == "cpu":
-        raise UsageError("--half: float16 on the CPU is about 12x slower than float32; use it with a CUDA or MPS "
-                         "device (--device), or leave it out")
 
 
 def _to_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
@@ -304,6 +281,6 @@ class Stylizer:
                       style: StyleLike | Sequence[StyleLike], **options) -> dict:
         """Restyle a video file (style encoded once, audio kept, written atomically); ``options`` are
         those of :func:`dinstyle.video.stylize_video` (temporal, alpha, size, start, duration, ...)."""
-        from .video import stylize_video
+        from .video.pipeline import stylize_video
 
         return stylize_video(self, in_path, out_path, style, **options)

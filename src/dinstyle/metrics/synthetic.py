@@ -12,7 +12,7 @@ import random
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..imageio import pil_to_tensor
+from ..io.images import pil_to_tensor
 
 KINDS = ("shapes", "text", "cartoon")
 WORDS = "style stroke flat colour logo brush paint sketch render canvas shape bold line dynamic".split()

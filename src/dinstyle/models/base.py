@@ -10,7 +10,7 @@ from torch import nn
 
 from ..backbones import Backbone
 from ..layers.din import DIN
-from ..stylecode import StyleCode
+from .stylecode import StyleCode
 
 # stats_fn(level_name, pre-norm features) -> (mean, std) to use instead of the features' own, or None.
 StatsFn = Callable[[str, torch.Tensor], Optional[tuple[torch.Tensor, torch.Tensor]]]

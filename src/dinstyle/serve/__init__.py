@@ -3,7 +3,7 @@
 * ``jobs``: the job queue (one worker thread: requests that arrive together wait their turn instead of
   running all at once into memory);
 * ``service``: the request's fields checked, the style-code cache, decode -> stylize -> encode with the
-  rules of the CLI (``imageio``/``imagefiles``: the formats opened, the pixel guard, the encoder's refusals);
+  rules of the CLI (``io.images``/``io.imagefiles``: the formats opened, the pixel guard, the encoder's refusals);
 * ``app``: the Starlette application (page, ``/api/*`` routes, upload limit, JSON errors), served by uvicorn.
 
 ``jobs`` and ``service`` need no web package; ``app`` needs the ``[web]`` extra.

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from .. import __version__
-from ..builtin_styles import LICENCE, STYLES, builtin_style
+from ..version import __version__
+from ..io.builtin_styles import LICENCE, STYLES, builtin_style
 from ..errors import DinstyleError
 from . import is_loopback
 from .jobs import Busy, JobQueue

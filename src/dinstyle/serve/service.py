@@ -1,9 +1,9 @@
 """What one ``POST /api/stylize`` does, without any web package: check the fields, then (in the job
 queue's worker) decode -> stylize -> encode.
 
-Bad input is refused with the CLI's own rules and messages: images are opened by ``imageio.open_image``
+Bad input is refused with the CLI's own rules and messages: images are opened by ``io.images.open_image``
 (only the allowed formats, the pixel guard read from the header, truncated or disguised files as one
-line naming the file), results are encoded by ``imageio.image_bytes`` (the encoders' refusals as one line).
+line naming the file), results are encoded by ``io.images.image_bytes`` (the encoders' refusals as one line).
 Style codes are cached per style (a hash of the uploaded bytes, or the built-in's name) and style size,
 so a second request with the same style, at any strength, pays only for the content path.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence, Union
 
-from ..builtin_styles import PREFIX, builtin_style
+from ..io.builtin_styles import PREFIX, builtin_style
 from ..errors import UsageError
 
 FIELDS = ("content", "style", "style_weights", "alpha", "preserve_color", "style_size", "max_size", "format")
@@ -134,7 +134,7 @@ def parse_request(form: Mapping[str, Sequence[Value]]) -> StyleRequest:
             builtin_style(s)  # unknown names: the CLI's one-line list of the choices
     weights = _text(form, "style_weights")
     if weights is not None:
-        from ..stylecode import normalized_weights
+        from ..models.stylecode import normalized_weights
 
         try:
             weights = [float(v) for v in weights.split(",")]
@@ -161,7 +161,7 @@ class StyleService:
 
     def __init__(self, stylizer, max_pixels: int | None = None, cache_size: int = 32):
         from ..api import DEFAULT_STYLE_SIZE
-        from ..imageio import DEFAULT_MAX_PIXELS
+        from ..io.images import DEFAULT_MAX_PIXELS
 
         self.stylizer = stylizer
         self.max_pixels = max_pixels or DEFAULT_MAX_PIXELS
@@ -176,7 +176,7 @@ class StyleService:
 
     def style_code(self, style: Value, size: int):
         """The style's code at ``size``, and whether it came from the cache."""
-        from ..imageio import open_image
+        from ..io.images import open_image
 
         key = (style if isinstance(style, str) else hashlib.sha256(style.data).hexdigest(), size)
         with self._lock:
@@ -197,8 +197,8 @@ class StyleService:
     def run(self, req: StyleRequest) -> Result:
         import torch
 
-        from ..controls import resize_long_side
-        from ..imageio import image_bytes, open_image, pil_to_tensor, tensor_to_pil
+        from ..runtime.controls import resize_long_side
+        from ..io.images import image_bytes, open_image, pil_to_tensor, tensor_to_pil
 
         name = label(req.content.filename, "content")
         with warnings.catch_warnings(record=True) as caught:

@@ -16,7 +16,8 @@ import torch
 
 from ..errors import DinstyleError
 from ..models import StyleTransferNet
-from ..weights import WeightsError, atomic_write, load_safetensors
+from ..io.atomic import atomic_write
+from ..io.tensorfiles import WeightsError, load_safetensors
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_DIR = "checkpoints"

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..runtime.devices import pick_device as choose_device
+
 
 
 @dataclass
@@ -27,9 +29,7 @@ class DistInfo:
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """The API's device choice, with an unindexed CUDA device pinned to this process's GPU."""
-    from ..api import pick_device as api_pick_device
-
-    device = api_pick_device(name)
+    device = choose_device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
     return device

@@ -11,8 +11,8 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from ..errors import DinstyleError
-from ..imagefiles import open_lazy
-from ..imageio import image_extensions, to_srgb
+from ..io.imagefiles import open_lazy
+from ..io.images import image_extensions, to_srgb
 
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -74,7 +74,7 @@ def oriented_size(im: Image.Image) -> tuple[int, int]:
 
 
 def to_rgb(im: Image.Image, label: str = "image") -> Image.Image:
-    """Any mode -> 8-bit sRGB exactly as inference reads it (``imageio.to_srgb``: ICC profiles, 16-bit,
+    """Any mode -> 8-bit sRGB exactly as inference reads it (``io.images.to_srgb``: ICC profiles, 16-bit,
     CMYK, palette), with transparency composited on white (the losses see no alpha)."""
     rgb, alpha = to_srgb(im, label)
     if alpha is not None:

@@ -19,7 +19,8 @@ import torch
 from ..defaults import DEFAULT_MODEL
 from ..errors import DinstyleError, UsageError
 from ..models import save_model
-from ..weights import atomic_write, load_safetensors
+from ..io.atomic import atomic_write
+from ..io.tensorfiles import load_safetensors
 from . import checkpoint as ckpt
 from .config import TrainConfig, to_dict, to_toml
 from .data import PairDataset, make_loader, split_samples, training_files

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..imageio import save_image
+from ..io.images import save_image
 
 COLOURS = {"loss": (20, 20, 20), "content": (31, 119, 180), "style": (214, 39, 40), "identity": (44, 160, 44),
            "tv": (148, 103, 189)}

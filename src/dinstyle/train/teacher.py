@@ -35,7 +35,7 @@ class MagentaTeacher:
     """Targets from the Magenta network, one image at a time (its graph has a fixed batch of 1)."""
 
     def __init__(self, threads: int | None = None):
-        from ..magenta import MagentaModel
+        from ..eval.magenta import MagentaModel
 
         self.model = MagentaModel(threads=threads)
 

@@ -26,8 +26,9 @@ import torch
 
 from ..errors import DinstyleError, UsageError
 from ..models import create_model, save_model
-from ..stylecode import StyleCode
-from ..weights import atomic_write, load_safetensors
+from ..models.stylecode import StyleCode
+from ..io.atomic import atomic_write
+from ..io.tensorfiles import load_safetensors
 from .checkpoint import load_trainable, read_log, truncate_log
 from .holdout import split_files
 from .images import list_images

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import DinstyleError
+from ..errors import DinstyleError
 
 PREFIX = "builtin:"
 MET_URL = "https://www.metmuseum.org/art/collection/search/"

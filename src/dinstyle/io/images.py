@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms
 
-from .errors import DinstyleError
+from ..errors import DinstyleError
+from .atomic import atomic_path
 from .imagefiles import DEFAULT_MAX_PIXELS, Source, decode_image, encode_image, image_extensions, source_label
-from .weights import atomic_path
 
 __all__ = ["DEFAULT_MAX_PIXELS", "decode_image", "image_bytes", "image_extensions", "load_image", "open_image",
            "output_format", "pil_to_tensor", "save_image", "tensor_to_pil", "to_srgb"]

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import DinstyleError, UsageError
-from .imageio import decode_image
+from ..errors import DinstyleError, UsageError
+from ..io.images import decode_image
 
 SMALL, LARGE = 0.5, 2.0  # stroke factors mixed by a stroke map
 # --stroke-size S encodes the style at style_size / S (a stroke map: / 0.5S and / 2S): 1/4..4 keeps that

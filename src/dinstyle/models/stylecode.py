@@ -13,8 +13,8 @@ from typing import Sequence
 
 import torch
 
-from .errors import DinstyleError
-from .weights import FLOAT16_MAX, WeightsError, load_safetensors, non_finite, save_safetensors
+from ..errors import DinstyleError
+from ..io.tensorfiles import FLOAT16_MAX, WeightsError, load_safetensors, non_finite, save_safetensors
 
 STYLE_CODE_FORMAT = "dinstyle-style-code"
 

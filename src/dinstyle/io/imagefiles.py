@@ -1,4 +1,4 @@
-"""Opening and writing image files with Pillow, safely. Torch-free: shared by ``dinstyle.imageio``, the
+"""Opening and writing image files with Pillow, safely. Torch-free: shared by ``dinstyle.io.images``, the
 training data and the torch-free ``dinstyle.lite``.
 
 * Only the raster formats in ``READ_FORMATS`` are ever opened, whatever a file's name or first bytes
@@ -21,7 +21,7 @@ from typing import BinaryIO, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DinstyleError
+from ..errors import DinstyleError
 
 DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k: bigger is almost surely a mistake or a decompression bomb
 # The formats Pillow may open (JPEG covers MPO, the multi-picture JPEG of cameras). Not EPS/PS (Ghostscript),

@@ -7,10 +7,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from .errors import DinstyleError
-from .layers.din import instance_stats
-from .models.base import StyleTransferNet
-from .stylecode import StyleCode
+from ..errors import DinstyleError
+from ..layers.din import instance_stats
+from ..models.base import StyleTransferNet
+from ..models.stylecode import StyleCode
 from .tiling import MIN_TILE, stylize_tiled, tile_for_budget
 
 # Above this many pixels an image is tiled, in tiles (halo included) of at most this many pixels, so

@@ -20,7 +20,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from .errors import DinstyleError, UsageError
+from ..errors import DinstyleError, UsageError
 from .imagefiles import DEFAULT_MAX_PIXELS, check_pixels
 from .outputs import plan_outputs
 
@@ -281,7 +281,7 @@ class VideoWriter:
 
 
 def check_paths(in_path: Path, out_path: Path, overwrite: bool, inputs: Sequence = ()) -> None:
-    """Never an input (the video, nor ``inputs``: styles, the model; ``dinstyle.outputs``), never an existing
+    """Never an input (the video, nor ``inputs``: styles, the model; ``dinstyle.io.outputs``), never an existing
     file without ``overwrite``, and a directory that exists."""
     output_format(out_path)
     reason = plan_outputs([(str(in_path), in_path, out_path)], inputs, overwrite)[0]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import ARCHS, StyleTransferNet, create_model
+from ..models import ARCHS, StyleTransferNet, create_model
 
 
 class _Usage:

@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from .models.base import StyleTransferNet, pad_to_multiple
-from .stylecode import StyleCode
+from ..models.base import StyleTransferNet, pad_to_multiple
+from ..models.stylecode import StyleCode
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 DEFAULT_TILE = 1024

@@ -1,11 +1,11 @@
 """Video style transfer: the style is encoded once, then frames stream through the compact content network
-in batches, optionally steadied over time (see ``temporal.py``).
+in batches, optionally steadied over time (see ``temporal``).
 
 * ``stylize_frames(stylizer, frames, style)``: any iterable of frames in, an iterator of stylized frames out.
 * ``stylize_video(stylizer, in_path, out_path, style)``: a video file in, a video file out (audio kept,
   written atomically: a temporary sibling renamed at the end, removed on any error, Ctrl-C or SIGTERM).
 
-Frames take the images' path (``stylize_run.run_model``): tiled above ``max_pixels_untiled``, retried in
+Frames take the images' path (``runtime.runner.run_model``): tiled above ``max_pixels_untiled``, retried in
 tiles when memory runs out, refused when the result is not finite; video files get the images' pixel
 guard (``max_pixels``) on every frame.
 """
@@ -20,16 +20,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .controls import check_stroke_size
-from .errors import DinstyleError, UsageError
-from .imagefiles import DEFAULT_MAX_PIXELS
-from .stylecode import StyleCode
-from .stylize_run import DEFAULT_MAX_PIXELS_UNTILED, run_model
+from ..runtime.controls import check_stroke_size
+from ..errors import DinstyleError, UsageError
+from ..io.imagefiles import DEFAULT_MAX_PIXELS
+from ..models.stylecode import StyleCode
+from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED, run_model
 from .temporal import CUT_THRESHOLD, TemporalSmoother
-from .weights import atomic_path
+from ..io.atomic import atomic_path
 
 if TYPE_CHECKING:
-    from .api import Stylizer
+    from ..api import Stylizer
 
 Frame = Union[np.ndarray, Image.Image, torch.Tensor]
 AUTO_GPU_BATCH = 8
@@ -112,7 +112,7 @@ class FrameStylizer:
                       max_pixels_untiled=self.max_pixels_untiled, smooth=smooth)
         y = y.clamp(0, 1)
         if self.preserve_color:
-            from .controls import preserve_color
+            from ..runtime.controls import preserve_color
 
             y = preserve_color(y, x)
         return self.smoother.blend(x, y)
@@ -183,7 +183,7 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
                   start: float = 0.0, duration: float | None = None, overwrite: bool = False,
                   progress: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS, inputs: Sequence = (),
                   **controls) -> dict:
-    """Restyle the video ``in_path`` into ``out_path`` (format from its extension; see ``video_io``).
+    """Restyle the video ``in_path`` into ``out_path`` (format from its extension; see ``io.videofiles``).
 
     Keeps the timing (frame rate, variable too) and the audio; ``size``/``max_size`` resize the long side;
     ``start``/``duration`` (seconds) cut a segment; ``temporal`` steadies the frames (0 = independent).
@@ -195,7 +195,7 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
     import av
     from tqdm import tqdm
 
-    from .video_io import VideoReader, VideoWriter, check_paths, needs_even_size, sigterm_as_interrupt, to_rgb
+    from ..io.videofiles import VideoReader, VideoWriter, check_paths, needs_even_size, sigterm_as_interrupt, to_rgb
 
     in_path, out_path = Path(in_path), Path(out_path)
     controls["temporal"] = temporal

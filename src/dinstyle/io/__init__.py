@@ -1,0 +1,6 @@
+"""Files in and out: images (``images``, ``imagefiles``), video files (``videofiles``), tensor files (``tensorfiles``:
+safetensors model files and style codes), atomic writes (``atomic``), output-path rules (``outputs``) and the
+built-in style bank (``builtin_styles``).
+
+Nothing here imports a model; ``imagefiles``, ``outputs`` and ``atomic`` are torch-free (the ``lite`` runtime uses them).
+"""
