@@ -15,12 +15,9 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import DinstyleError
 from .atomic import atomic_write
+from .formats import FLOAT16_MAX, MODEL_FORMAT, MODEL_FORMAT_VERSION
 
-FORMAT = "dinstyle-model"
-FORMAT_VERSION = "1"
-# Model files and style codes are stored and run in float16 (GPUs, exported graphs): a value beyond its range
-# becomes inf there, and on the CPU it still turns the picture black. No trained model comes near it.
-FLOAT16_MAX = 65504.0
+FORMAT, FORMAT_VERSION = MODEL_FORMAT, MODEL_FORMAT_VERSION
 
 
 class WeightsError(DinstyleError):
@@ -41,7 +38,8 @@ def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
 
     Every file we read is checked here, once: no tensor may hold NaN or inf (a model or style code
     with them only ever paints black); a dinstyle model file's values must fit float16 and its metadata
-    must be one we can read (``check_model_metadata``)."""
+    must be one we can read (``check_model_metadata``; the config keys each architecture knows are checked by
+    ``models.registry.read_model_file``)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
@@ -80,7 +78,8 @@ def non_finite(tensors: dict[str, torch.Tensor], limit: float | None = None) -> 
 
 def check_model_metadata(path: str | os.PathLike, meta: dict) -> None:
     """A dinstyle model file's metadata, before anything is built from it: a format version this code
-    reads, an architecture name, a config table with only the keys that architecture knows, an info table."""
+    reads, an architecture name, a config table and an info table (the keys of the config are the models' to
+    check: ``models.registry.check_model_config``)."""
     version = meta.get("format_version", FORMAT_VERSION)  # files from before the field read as version 1
     if str(version) != FORMAT_VERSION:
         raise WeightsError(f"{path}: model file format version {version!r} is not supported (this dinstyle "
@@ -91,15 +90,6 @@ def check_model_metadata(path: str | os.PathLike, meta: dict) -> None:
     for name, value in (("config", config), ("info", info)):
         if not isinstance(value, dict):
             raise WeightsError(f"{path}: model file metadata {name!r} must be a table, got {type(value).__name__}")
-    from dataclasses import fields
-
-    from ..models.registry import ARCHS  # lazy: the registry itself reads model files through this module
-
-    if arch in ARCHS:
-        unknown = sorted(set(config) - {f.name for f in fields(ARCHS[arch][1])})
-        if unknown:
-            raise WeightsError(f"{path}: model file config has keys {arch} does not know: "
-                               f"{', '.join(map(str, unknown))}"[:200])
 
 
 def load_torch_file(path: str | os.PathLike) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DinstyleError
+from ..io.formats import FLOAT16_MAX, STYLE_CODE_FORMAT  # the tags the torch side writes
 
-STYLE_CODE_FORMAT = "dinstyle-style-code"  # the same tag as dinstyle.models.stylecode (which needs torch)
 MAX_HEADER = 100 * 1024 * 1024
 DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
           "U8": "u1", "BOOL": "?"}
@@ -94,9 +94,6 @@ def read_style_code(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
             meta[k] = v
     check_finite(tensors, str(path))  # before the cast: a float64 1e300 must not become a silent inf
     return {k: v.astype(np.float32) for k, v in tensors.items()}, meta
-
-
-FLOAT16_MAX = 65504.0  # as dinstyle.io.tensorfiles: codes are stored and run in float16 elsewhere
 
 
 def check_finite(code: dict[str, np.ndarray], label: str) -> dict[str, np.ndarray]:

@@ -63,20 +63,46 @@ def save_model(model: StyleTransferNet, path: str | Path, info: dict | None = No
     save_safetensors(path, tensors, meta)
 
 
-def load_model_file(path: str | Path, **overrides: Any) -> StyleTransferNet:
-    """Rebuild a model from its file (any architecture in the registry)."""
+def check_model_config(path: str | Path, meta: dict) -> None:
+    """A model file's config holds only keys its architecture knows (an unknown architecture is left to the
+    caller, which names what it expected)."""
+    arch, config = meta.get("arch"), meta.get("config", {})
+    if arch in ARCHS:
+        unknown = sorted(set(config) - {f.name for f in dataclasses.fields(ARCHS[arch][1])})
+        if unknown:
+            raise WeightsError(f"{path}: model file config has keys {arch} does not know: "
+                               f"{', '.join(map(str, unknown))}"[:200])
+
+
+def read_model_file(path: str | Path) -> tuple[dict, dict]:
+    """Tensors and metadata of a safetensors file, every check done (``load_safetensors``'s, and a dinstyle
+    model file's config keys against its architecture)."""
     tensors, meta = load_safetensors(path)
-    if meta.get("format") != FORMAT or meta.get("arch") not in ARCHS:
-        raise WeightsError(f"{path}: not a dinstyle model file (format={meta.get('format')!r}, arch={meta.get('arch')!r})")
-    model = create_model(meta["arch"], **{**meta.get("config", {}), **overrides})
+    if meta.get("format") == FORMAT:
+        check_model_config(path, meta)
+    return tensors, meta
+
+
+def load_weights(model: StyleTransferNet, tensors: dict, path: str | Path, what: str) -> None:
+    """Put a file's trainable weights into ``model``: the same names and shapes, or a one-line error
+    (``what`` names the model in it)."""
     expected = model.trainable_state_dict()
     missing, extra = expected.keys() - tensors.keys(), tensors.keys() - expected.keys()
     if missing or extra:
-        raise WeightsError(f"{path}: weights do not match {meta['arch']} (missing {len(missing)}, unexpected {len(extra)})")
+        raise WeightsError(f"{path}: weights do not match {what} (missing {len(missing)}, unexpected {len(extra)})")
     for k, v in tensors.items():
         if v.shape != expected[k].shape:
             raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
+
+
+def load_model_file(path: str | Path, **overrides: Any) -> StyleTransferNet:
+    """Rebuild a model from its file (any architecture in the registry)."""
+    tensors, meta = read_model_file(path)
+    if meta.get("format") != FORMAT or meta.get("arch") not in ARCHS:
+        raise WeightsError(f"{path}: not a dinstyle model file (format={meta.get('format')!r}, arch={meta.get('arch')!r})")
+    model = create_model(meta["arch"], **{**meta.get("config", {}), **overrides})
+    load_weights(model, tensors, path, meta["arch"])
     model.info = {**meta.get("info", {}), "file": str(path), "trained": True}
     return model.eval()
 

@@ -14,9 +14,8 @@ from typing import Sequence
 import torch
 
 from ..errors import DinstyleError
-from ..io.tensorfiles import FLOAT16_MAX, WeightsError, load_safetensors, non_finite, save_safetensors
-
-STYLE_CODE_FORMAT = "dinstyle-style-code"
+from ..io.formats import FLOAT16_MAX, STYLE_CODE_FORMAT
+from ..io.tensorfiles import WeightsError, load_safetensors, non_finite, save_safetensors
 
 
 @dataclass

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..errors import DinstyleError
-from ..models import StyleTransferNet
 from ..io.atomic import atomic_write
-from ..io.tensorfiles import WeightsError, load_safetensors
+from ..models import StyleTransferNet
+from ..models.registry import load_weights, read_model_file
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_DIR = "checkpoints"
@@ -127,16 +127,8 @@ def restore(state: dict, run_dir: Path, model: StyleTransferNet, learner) -> tup
 
 def load_trainable(model: StyleTransferNet, path: str | Path) -> dict:
     """Load a model file's weights into ``model`` (same arch/config); returns the file's metadata."""
-    tensors, meta = load_safetensors(path)
-    expected = model.trainable_state_dict()
-    missing, extra = expected.keys() - tensors.keys(), tensors.keys() - expected.keys()
-    if missing or extra:
-        raise WeightsError(f"{path}: weights do not match this {model.arch} model "
-                           f"(missing {len(missing)}, unexpected {len(extra)})")
-    for k, v in tensors.items():
-        if v.shape != expected[k].shape:
-            raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
+    tensors, meta = read_model_file(path)
+    load_weights(model, tensors, path, f"this {model.arch} model")
     return meta
 
 

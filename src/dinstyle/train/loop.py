@@ -18,9 +18,9 @@ import torch
 
 from ..defaults import DEFAULT_MODEL
 from ..errors import DinstyleError, UsageError
-from ..models import save_model
 from ..io.atomic import atomic_write
-from ..io.tensorfiles import load_safetensors
+from ..models import save_model
+from ..models.registry import read_model_file
 from . import checkpoint as ckpt
 from .config import TrainConfig, to_dict, to_toml
 from .data import PairDataset, make_loader, split_samples, training_files
@@ -62,7 +62,7 @@ def _resolve_model(cfg: TrainConfig) -> TrainConfig:
     """Fill the arch and model config from --init's file (explicit settings win)."""
     if not cfg.init:
         return dataclasses.replace(cfg, arch=cfg.arch or DEFAULT_ARCH)
-    _, meta = load_safetensors(cfg.init)
+    _, meta = read_model_file(cfg.init)
     arch = meta.get("arch")
     if cfg.arch and arch != cfg.arch:
         raise UsageError(f"--init {cfg.init} is a {arch} model, not {cfg.arch}")

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ..errors import DinstyleError, UsageError
-from ..models import create_model, save_model
-from ..models.stylecode import StyleCode
 from ..io.atomic import atomic_write
-from ..io.tensorfiles import load_safetensors
+from ..models import create_model, save_model
+from ..models.registry import read_model_file
+from ..models.stylecode import StyleCode
 from .checkpoint import load_trainable, read_log, truncate_log
 from .holdout import split_files
 from .images import list_images
@@ -60,7 +60,7 @@ class TeacherRun:
         cfg = self.cfg
         model_cfg = dict(cfg.model)
         if cfg.init and not self.resume:
-            _, meta = load_safetensors(cfg.init)
+            _, meta = read_model_file(cfg.init)
             if meta.get("arch") != cfg.arch:
                 raise UsageError(f"--init {cfg.init} is a {meta.get('arch')} model, not {cfg.arch}")
             model_cfg = {**meta.get("config", {}), **model_cfg}
