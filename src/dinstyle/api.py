@@ -13,7 +13,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -31,6 +31,8 @@ from .runtime.controls import LARGE, SMALL, check_stroke_size, gray_map, region_
 from .runtime.devices import check_half, pick_device
 from .runtime.runner import DEFAULT_MAX_PIXELS_UNTILED, run_model
 from .version import __version__
+from .video.pipeline import AUTO_GPU_BATCH, Frame, FrameStylizer, output_size, stream_frames, transcode
+from .video.temporal import CUT_THRESHOLD
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 StyleLike = Union[ImageLike, StyleCode]
@@ -277,10 +279,70 @@ class Stylizer:
         return _like(out, image, alpha_ch)
 
     # ------------------------------------------------------------------ video
-    def stylize_video(self, in_path: str | os.PathLike, out_path: str | os.PathLike,
-                      style: StyleLike | Sequence[StyleLike], **options) -> dict:
-        """Restyle a video file (style encoded once, audio kept, written atomically); ``options`` are
-        those of :func:`dinstyle.video.stylize_video` (temporal, alpha, size, start, duration, ...)."""
-        from .video.pipeline import stylize_video
+    def style_code(self, style: StyleLike | Sequence[StyleLike], style_size: int | None = None,
+                   style_weights: Sequence[float] | None = None, stroke_size: float = 1.0) -> StyleCode:
+        """One style or a list (blended with ``style_weights``), each an image, path, ``builtin:NAME``, saved
+        code (.safetensors) or StyleCode -> one code on this device, encoded once. Style images are encoded at
+        ``style_size`` / ``stroke_size`` px (default: the model's style size; a larger stroke size = larger strokes)."""
+        if isinstance(style, StyleCode):
+            return self.encode_style(style)  # checked against the model
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not styles:
+            raise UsageError("at least one style is needed")
+        return self.blend_styles(styles, style_weights, style_size, check_stroke_size(stroke_size))
 
-        return stylize_video(self, in_path, out_path, style, **options)
+    def stylize_frames(self, frames: Iterable[Frame], style: StyleLike | Sequence[StyleLike], *, alpha: float = 1.0,
+                       temporal: float = 0.0, batch_size: int | None = None, cut_threshold: float = CUT_THRESHOLD,
+                       style_size: int | None = None, style_weights: Sequence[float] | None = None,
+                       preserve_color: bool = False, stroke_size: float = 1.0,
+                       max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED) -> Iterator[Frame]:
+        """Stylize a stream of frames, in order, with ``style`` (encoded once; see ``style_code``).
+
+        Frames may be uint8/float (H, W, 3) arrays, PIL images or (3, H, W)/(1, 3, H, W) tensors in [0, 1];
+        each output has the kind and size of its input. ``temporal`` in [0, 1] steadies the output (0 =
+        independent frames) and resets at scene cuts; results do not depend on ``batch_size`` (default: 1 on
+        CPU, where bigger batches measured no faster, 8 on GPUs).
+        ``stroke_size`` S encodes the style at style_size / S (larger strokes) and passes S to the model.
+        Frames over ``max_pixels_untiled`` pixels are stylized in tiles, as images are.
+        """
+        if batch_size is None:
+            batch_size = 1 if self.device.type == "cpu" else AUTO_GPU_BATCH
+        if batch_size < 1:
+            raise UsageError(f"batch size must be >= 1, got {batch_size}")
+        code = self.style_code(style, style_size, style_weights, stroke_size)
+        run = FrameStylizer(self.model, code, alpha, temporal, cut_threshold, preserve_color, stroke_size,
+                            max_pixels_untiled, device=self.device, dtype=self.dtype)
+        yield from stream_frames(run, frames, batch_size)
+
+    def stylize_video(self, in_path: str | os.PathLike, out_path: str | os.PathLike,
+                      style: StyleLike | Sequence[StyleLike], *, temporal: float = 0.5, size: int | None = None,
+                      max_size: int | None = None, start: float = 0.0, duration: float | None = None,
+                      overwrite: bool = False, progress: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                      inputs: Sequence = (), **controls) -> dict:
+        """Restyle the video ``in_path`` into ``out_path`` (format from its extension), style encoded once,
+        audio kept, written atomically.
+
+        Keeps the timing (frame rate, variable too) and the audio; ``size``/``max_size`` resize the long side;
+        ``start``/``duration`` (seconds) cut a segment; ``temporal`` steadies the frames (0 = independent).
+        ``controls`` are those of ``stylize_frames`` (alpha, batch_size, cut_threshold, style_size,
+        style_weights, preserve_color, stroke_size, max_pixels_untiled). Frames over ``max_pixels`` are refused;
+        the output may be no input: the video, nor the style files, nor the model (``inputs``).
+        Returns a summary dict (frames, size, fps, audio, timing).
+        """
+        controls["temporal"] = temporal
+        output_size(16, 16, size, max_size)  # usage errors before any work
+        bad = {k: v for k, v in controls.items() if k in ("alpha", "temporal") and not 0 <= v <= 1}
+        if bad or (controls.get("batch_size") or 1) < 1:
+            raise UsageError(f"alpha and temporal must be in [0, 1] and batch_size >= 1, got {bad or controls}")
+        styles = style if isinstance(style, (list, tuple)) else [style]
+        style_files = [s for s in styles if isinstance(s, (str, os.PathLike))]
+
+        def begin():
+            style_keys = ("style_size", "style_weights", "stroke_size")
+            code = self.style_code(style, **{k: v for k, v in controls.items() if k in style_keys})
+            return lambda frames: self.stylize_frames(frames, code, **controls)
+
+        summary = {"model": self.model_id, **{k: v for k, v in controls.items() if k in ("alpha", "temporal")}}
+        return transcode(in_path, out_path, begin, size=size, max_size=max_size, start=start, duration=duration,
+                         overwrite=overwrite, progress=progress, max_pixels=max_pixels,
+                         inputs=[*inputs, *style_files], summary=summary)

@@ -51,7 +51,6 @@ def run(args) -> int:
     from ..io.imagefiles import DEFAULT_MAX_PIXELS
     from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
     from ..video.temporal import CUT_THRESHOLD
-    from ..video.pipeline import stylize_video
     from ..io.videofiles import FORMATS, check_paths
     from .stylize import parse_style_weights
 
@@ -68,8 +67,8 @@ def run(args) -> int:
     inputs = [*args.style, *([args.model] if Path(args.model).is_file() else [])]
     check_paths(src, out, args.overwrite, inputs)  # before the model loads: fail fast
     st = Stylizer.from_pretrained(args.model, device=args.device)
-    summary = stylize_video(
-        st, src, out, args.style if len(args.style) > 1 else args.style[0], size=args.size, max_size=args.max_size,
+    summary = st.stylize_video(
+        src, out, args.style if len(args.style) > 1 else args.style[0], size=args.size, max_size=args.max_size,
         start=args.start, duration=args.duration, overwrite=args.overwrite, progress=not args.quiet,
         alpha=args.alpha, temporal=args.temporal, batch_size=args.batch_size, style_size=args.style_size,
         style_weights=weights, preserve_color=args.preserve_color, stroke_size=args.stroke_size, inputs=inputs,

@@ -1,9 +1,14 @@
-"""Video style transfer: the style is encoded once, then frames stream through the compact content network
-in batches, optionally steadied over time (see ``temporal``).
+"""Video style transfer: frames stream through the compact content network in batches with one style code,
+optionally steadied over time (see ``temporal``). This layer knows a model and a code, not the ``Stylizer``:
 
-* ``stylize_frames(stylizer, frames, style)``: any iterable of frames in, an iterator of stylized frames out.
-* ``stylize_video(stylizer, in_path, out_path, style)``: a video file in, a video file out (audio kept,
-  written atomically: a temporary sibling renamed at the end, removed on any error, Ctrl-C or SIGTERM).
+* ``FrameStylizer(model, code, ...)``: one batch of frames in, the stylized batch out (temporal state carried).
+* ``stream_frames(run, frames, batch_size)``: any iterable of frames in, an iterator of stylized frames out.
+* ``transcode(in_path, out_path, start)``: a video file in, a video file out (audio kept, written atomically:
+  a temporary sibling renamed at the end, removed on any error, Ctrl-C or SIGTERM); ``start()`` returns
+  the callable that stylizes the stream of frames.
+
+``Stylizer.stylize_frames`` / ``Stylizer.stylize_video`` (and ``dinstyle.video.stylize_frames`` /
+``stylize_video``) resolve the style and call these.
 
 Frames take the images' path (``runtime.runner.run_model``): tiled above ``max_pixels_untiled``, retried in
 tiles when memory runs out, refused when the result is not finite; video files get the images' pixel
@@ -14,24 +19,23 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..runtime.controls import check_stroke_size
 from ..errors import DinstyleError, UsageError
+from ..io.atomic import atomic_path
 from ..io.imagefiles import DEFAULT_MAX_PIXELS
+from ..models.base import StyleTransferNet
 from ..models.stylecode import StyleCode
+from ..runtime.controls import check_stroke_size, preserve_color
 from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED, run_model
 from .temporal import CUT_THRESHOLD, TemporalSmoother
-from ..io.atomic import atomic_path
-
-if TYPE_CHECKING:
-    from ..api import Stylizer
 
 Frame = Union[np.ndarray, Image.Image, torch.Tensor]
+FrameFn = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]  # a stream of RGB frames -> stylized frames
 AUTO_GPU_BATCH = 8
 
 
@@ -68,31 +72,20 @@ def _tensor_to_frame(y: torch.Tensor, u8: np.ndarray | None, like: Frame) -> Fra
     return Image.fromarray(u8) if isinstance(like, Image.Image) else u8
 
 
-def resolve_style(stylizer: "Stylizer", style, style_size: int | None = None,
-                  style_weights: Sequence[float] | None = None, stroke_size: float = 1.0) -> StyleCode:
-    """One style or a list (blended with ``style_weights``), each an image, path, ``builtin:NAME``, saved
-    code (.safetensors) or StyleCode -> one code on the stylizer's device, encoded once. Style images are
-    encoded at ``style_size`` / ``stroke_size`` px (default: the model's style size; a larger stroke size = larger strokes)."""
-    if isinstance(style, StyleCode):
-        return stylizer.encode_style(style)  # checked against the model
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    if not styles:
-        raise UsageError("at least one style is needed")
-    return stylizer.blend_styles(styles, style_weights, style_size, check_stroke_size(stroke_size))
-
-
 class FrameStylizer:
     """Stylizes batches of consecutive frames with one style code, carrying the temporal state."""
 
-    def __init__(self, stylizer: "Stylizer", code: StyleCode, alpha: float = 1.0, temporal: float = 0.0,
+    def __init__(self, model: StyleTransferNet, code: StyleCode, alpha: float = 1.0, temporal: float = 0.0,
                  cut_threshold: float = CUT_THRESHOLD, preserve_color: bool = False, stroke_size: float = 1.0,
-                 max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED):
+                 max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, *, device: torch.device | None = None,
+                 dtype: torch.dtype | None = None):
         if not 0.0 <= alpha <= 1.0:
             raise UsageError(f"alpha must be in [0, 1], got {alpha}")
         if not 0.0 <= temporal <= 1.0:
             raise UsageError(f"temporal must be in [0, 1], got {temporal}")
-        self.model, self.device, self.alpha = stylizer.model, stylizer.device, alpha
-        self.dtype = stylizer.dtype  # float16 on CUDA by default
+        param = next(model.parameters())
+        self.model, self.alpha = model, alpha
+        self.device, self.dtype = device or param.device, dtype or param.dtype  # the model's: float16 on CUDA by default
         self.code = code.to(self.device, self.dtype)
         self.preserve_color = preserve_color
         self.stroke = check_stroke_size(stroke_size)  # 1.0 = as trained (the deformable layer skips the scaling)
@@ -112,8 +105,6 @@ class FrameStylizer:
                       max_pixels_untiled=self.max_pixels_untiled, smooth=smooth)
         y = y.clamp(0, 1)
         if self.preserve_color:
-            from ..runtime.controls import preserve_color
-
             y = preserve_color(y, x)
         return self.smoother.blend(x, y)
 
@@ -134,27 +125,12 @@ def _batches(frames: Iterable[Frame], batch_size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def stylize_frames(stylizer: "Stylizer", frames: Iterable[Frame], style, *, alpha: float = 1.0,
-                   temporal: float = 0.0, batch_size: int | None = None, cut_threshold: float = CUT_THRESHOLD,
-                   style_size: int | None = None, style_weights: Sequence[float] | None = None,
-                   preserve_color: bool = False, stroke_size: float = 1.0,
-                   max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED) -> Iterator[Frame]:
-    """Stylize a stream of frames, in order, with ``style`` (encoded once; see ``resolve_style``).
+def stream_frames(run: Callable[[torch.Tensor], torch.Tensor], frames: Iterable[Frame],
+                  batch_size: int) -> Iterator[Frame]:
+    """Stylize a stream of frames, in order, ``batch_size`` at a time with ``run`` (a ``FrameStylizer``).
 
     Frames may be uint8/float (H, W, 3) arrays, PIL images or (3, H, W)/(1, 3, H, W) tensors in [0, 1];
-    each output has the kind and size of its input. ``temporal`` in [0, 1] steadies the output (0 =
-    independent frames) and resets at scene cuts; results do not depend on ``batch_size`` (default: 1 on
-    CPU, where bigger batches measured no faster, 8 on GPUs).
-    ``stroke_size`` S encodes the style at style_size / S (larger strokes) and passes S to the model.
-    Frames over ``max_pixels_untiled`` pixels are stylized in tiles, as images are.
-    """
-    if batch_size is None:
-        batch_size = 1 if stylizer.device.type == "cpu" else AUTO_GPU_BATCH
-    if batch_size < 1:
-        raise UsageError(f"batch size must be >= 1, got {batch_size}")
-    code = resolve_style(stylizer, style, style_size, style_weights, stroke_size)
-    run = FrameStylizer(stylizer, code, alpha, temporal, cut_threshold, preserve_color, stroke_size,
-                        max_pixels_untiled)
+    each output has the kind and size of its input."""
     for batch in _batches(frames, batch_size):
         y = run(torch.cat([t for _, t in batch]))
         u8 = None  # quantised on the device, one transfer per batch
@@ -178,19 +154,18 @@ def output_size(width: int, height: int, size: int | None, max_size: int | None)
     return width, height
 
 
-def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: str | os.PathLike, style, *,
-                  temporal: float = 0.5, size: int | None = None, max_size: int | None = None,
-                  start: float = 0.0, duration: float | None = None, overwrite: bool = False,
-                  progress: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS, inputs: Sequence = (),
-                  **controls) -> dict:
+def transcode(in_path: str | os.PathLike, out_path: str | os.PathLike, begin: Callable[[], FrameFn], *,
+              size: int | None = None, max_size: int | None = None, start: float = 0.0,
+              duration: float | None = None, overwrite: bool = False, progress: bool = True,
+              max_pixels: int | None = DEFAULT_MAX_PIXELS, inputs: Sequence = (), summary: dict | None = None) -> dict:
     """Restyle the video ``in_path`` into ``out_path`` (format from its extension; see ``io.videofiles``).
 
     Keeps the timing (frame rate, variable too) and the audio; ``size``/``max_size`` resize the long side;
-    ``start``/``duration`` (seconds) cut a segment; ``temporal`` steadies the frames (0 = independent).
-    ``controls`` are those of ``stylize_frames`` (alpha, batch_size, cut_threshold, style_size,
-    style_weights, preserve_color, stroke_size, max_pixels_untiled). Frames over ``max_pixels`` are refused;
-    the output may be no input: the video, nor the style files, nor the model (``inputs``).
-    Returns a summary dict (frames, size, fps, audio, timing).
+    ``start``/``duration`` (seconds) cut a segment. ``begin()`` is called once the files are open (the style
+    is encoded there: frames/s counts the per-frame work only) and returns the callable that stylizes the
+    stream of RGB frames. Frames over ``max_pixels`` are refused; the output may be no input: the video, nor
+    the style files, nor the model (``inputs``). Returns a summary dict (frames, size, fps, audio, timing,
+    then ``summary``).
     """
     import av
     from tqdm import tqdm
@@ -198,13 +173,8 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
     from ..io.videofiles import VideoReader, VideoWriter, check_paths, needs_even_size, sigterm_as_interrupt, to_rgb
 
     in_path, out_path = Path(in_path), Path(out_path)
-    controls["temporal"] = temporal
     output_size(16, 16, size, max_size)  # usage errors before any work
-    bad = {k: v for k, v in controls.items() if k in ("alpha", "temporal") and not 0 <= v <= 1}
-    if bad or (controls.get("batch_size") or 1) < 1:
-        raise UsageError(f"alpha and temporal must be in [0, 1] and batch_size >= 1, got {bad or controls}")
-    styles = style if isinstance(style, (list, tuple)) else [style]
-    check_paths(in_path, out_path, overwrite, [*inputs, *(s for s in styles if isinstance(s, (str, os.PathLike)))])
+    check_paths(in_path, out_path, overwrite, inputs)
     even = needs_even_size(out_path)
     reader = VideoReader(in_path, start, duration, max_pixels)
     try:
@@ -236,10 +206,9 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
     try:
         with sigterm_as_interrupt(), tqdm(total=reader.expected_frames(), unit="frame", disable=not progress,
                                            dynamic_ncols=True, desc=out_path.name, leave=False) as bar:
-            style_keys = ("style_size", "style_weights", "stroke_size")
-            code = resolve_style(stylizer, style, **{k: v for k, v in controls.items() if k in style_keys})
+            stylize = begin()
             t_start = time.perf_counter()  # frames/s counts the per-frame work, not the style encoding
-            for out in stylize_frames(stylizer, frames(), code, **controls):
+            for out in stylize(frames()):
                 writer.write(out, times[n])
                 n += 1
                 bar.update(1)
@@ -258,8 +227,7 @@ def stylize_video(stylizer: "Stylizer", in_path: str | os.PathLike, out_path: st
         tmp.unlink(missing_ok=True)
     return {"output": str(out_path), "frames": n, "width": writer.video.width, "height": writer.video.height,
             "fps": float(reader.fps), "audio": writer.audio_note, "seconds": round(elapsed, 3),
-            "frames_per_second": round(n / elapsed, 2) if elapsed > 0 else None, "model": stylizer.model_id,
-            **{k: v for k, v in controls.items() if k in ("alpha", "temporal")}}
+            "frames_per_second": round(n / elapsed, 2) if elapsed > 0 else None, **(summary or {})}
 
 
 def _pad_to(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
