@@ -22,7 +22,7 @@ def register(sub) -> None:
                    help="skip the rank judges (Magenta style vectors and VGG channel statistics)")
     p.add_argument("--held-out", action="store_true",
                    help="use only the files of --content and --style in the fixed held-out split "
-                        "(dinstyle.train.holdout: a hash of the file name)")
+                        "(dinstyle.io.holdout: a hash of the file name)")
     p.add_argument("--report", metavar="DIR", help="write contact_sheet.png and index.html here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--json", action="store_true", help="print one JSON object per model instead of the table")

@@ -94,9 +94,9 @@ def load_square(path: Path, size: int) -> torch.Tensor:
 
 
 def held_out_files(folder: str | Path) -> tuple[list[Path], int]:
-    """The image files of ``folder`` in the fixed held-out split (``dinstyle.train.holdout.is_held_out``,
+    """The image files of ``folder`` in the fixed held-out split (``dinstyle.io.holdout.is_held_out``,
     a hash of the file name), and how many image files the folder holds in all."""
-    from ..train.holdout import is_held_out
+    from ..io.holdout import is_held_out
 
     files = image_files(folder)
     held = [f for f in files if is_held_out(f)]

@@ -26,11 +26,11 @@ import torch
 
 from ..errors import DinstyleError, UsageError
 from ..io.atomic import atomic_write
+from ..io.holdout import split_files
 from ..models import create_model, save_model
 from ..models.registry import read_model_file
 from ..models.stylecode import StyleCode
 from .checkpoint import load_trainable, read_log, truncate_log
-from .holdout import split_files
 from .images import list_images
 from .plot import loss_curve, sample_grid
 from .teacher_config import TeacherConfig, to_toml
