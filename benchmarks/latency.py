@@ -47,8 +47,8 @@ REFERENCE = ("din-fast", "onnxruntime")  # the speed-up column compares every ro
 
 def din_model(name: str, model_file: str):
     """The model behind a DIN row: ``model_file`` when it is of this architecture, else untrained."""
-    from dinstyle.models import create_model, load_model
     from dinstyle.io.tensorfiles import load_safetensors
+    from dinstyle.models import create_model, load_model
 
     if model_file and load_safetensors(model_file)[1].get("arch") == name:
         return load_model(model_file)

@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from dinstyle.runtime.controls import resize_long_side
-from dinstyle.runtime.devices import pick_device
 from dinstyle.errors import DinstyleError
 from dinstyle.io.images import image_extensions, load_image, pil_to_tensor, save_image, tensor_to_pil
 from dinstyle.metrics import KINDS, stroke_placement, synthetic_set
 from dinstyle.metrics.synthetic import default_font
 from dinstyle.models import load_model, model_id
+from dinstyle.runtime.controls import resize_long_side
+from dinstyle.runtime.devices import pick_device
 
 FIGURES = ("placement", "coverage", "flat_rms", "structure_rms")
 

@@ -31,8 +31,8 @@ import torch
 
 from dinstyle.api import Stylizer
 from dinstyle.models import create_model
-from dinstyle.video.temporal import flicker, synthetic_clip
 from dinstyle.video import stylize_frames, stylize_video
+from dinstyle.video.temporal import flicker, synthetic_clip
 
 SIZES = {"240p": (426, 240), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 
 from dinstyle import Stylizer
-from dinstyle.runtime.controls import preserve_color
 from dinstyle.errors import DinstyleError, UsageError
 from dinstyle.io.images import tensor_to_pil
 from dinstyle.models import create_model, save_model
 from dinstyle.models.stylecode import StyleCode
+from dinstyle.runtime.controls import preserve_color
 from conftest import TINY
 
 SS = 64  # style size used throughout: small is fast

@@ -220,8 +220,8 @@ def test_stroke_changes_output_only_when_offsets_are_nonzero():
 
 
 def test_profile_counts_the_deformable_cost(monkeypatch):
-    from dinstyle.layers.deform import DeformConvOp
     from dinstyle.eval.profile import profile_model
+    from dinstyle.layers.deform import DeformConvOp
 
     model = _tiny()
     plain, deform = profile_model(_tiny("din-mobilenet"), (64,)), profile_model(model, (64,))

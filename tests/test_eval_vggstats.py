@@ -16,8 +16,8 @@ from dinstyle.eval import metrics as M
 from dinstyle.eval.judges import VGGStatsJudge, from_hwc, own_style_ranks
 from dinstyle.eval.report import markdown_table
 from dinstyle.eval.run import EvalSet, Method, Pair, model_method, run_alpha0, score_method
-from dinstyle.models import create_model, save_model
 from dinstyle.io.holdout import is_held_out
+from dinstyle.models import create_model, save_model
 from conftest import TINY
 from test_eval_metrics import smooth_image, textures
 

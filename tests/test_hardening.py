@@ -172,8 +172,8 @@ def test_video_frames_get_the_pixel_guard(files, tmp_path, capsys):
 
 
 def test_video_frames_are_tiled_above_the_untiled_limit(files, monkeypatch):
-    from dinstyle.runtime import runner as stylize_run
     from dinstyle.api import Stylizer
+    from dinstyle.runtime import runner as stylize_run
     from dinstyle.video import stylize_frames
 
     st = Stylizer.from_pretrained(str(files / "tiny.safetensors"), device="cpu")

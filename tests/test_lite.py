@@ -20,9 +20,9 @@ import dinstyle  # noqa: E402
 from dinstyle.api import resize_long_side  # noqa: E402
 from dinstyle.errors import DinstyleError  # noqa: E402
 from dinstyle.export import export_onnx  # noqa: E402
+from dinstyle.io.images import load_image, pil_to_tensor, tensor_to_pil  # noqa: E402
 from dinstyle.lite import LiteModel, read_safetensors  # noqa: E402
 from dinstyle.lite.__main__ import main as lite_main  # noqa: E402
-from dinstyle.io.images import load_image, pil_to_tensor, tensor_to_pil  # noqa: E402
 from dinstyle.models import create_model, load_model, model_id, save_model  # noqa: E402
 from dinstyle.models.stylecode import StyleCode  # noqa: E402
 from conftest import TINY  # noqa: E402

@@ -5,9 +5,9 @@ import stat
 import pytest
 import torch
 
+from dinstyle.io.tensorfiles import WeightsError, load_safetensors
 from dinstyle.models import ARCHS, create_model, load_model, load_model_file, save_model
 from dinstyle.models.stylecode import StyleCode, blend
-from dinstyle.io.tensorfiles import WeightsError, load_safetensors
 
 from conftest import TINY, TINY_FAST
 

@@ -46,8 +46,8 @@ def test_profile_cli_rejects_bad_sizes(capsys):
 
 def test_instance_norms_are_counted(tiny_model):
     import torch
-    from dinstyle.layers.din import DIN
     from dinstyle.eval.profile import _measure
+    from dinstyle.layers.din import DIN
 
     din, x = DIN(8, 1, groups=8), torch.rand(1, 8, 10, 10)
     _, macs, _ = _measure(din, lambda: din(x, torch.ones(1, 8, 1, 1, 1), torch.zeros(1, 8)))

@@ -26,8 +26,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dinstyle.io.builtin_styles import STYLES
 from dinstyle.cli import main
+from dinstyle.io.builtin_styles import STYLES
 from dinstyle.models import create_model, save_model
 from dinstyle.serve import missing_web_packages
 from dinstyle.serve.jobs import Busy, JobQueue

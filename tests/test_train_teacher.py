@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from dinstyle.backbones import create_backbone
-from dinstyle.models import load_model_file
 from dinstyle.io.holdout import is_held_out, split_files
+from dinstyle.models import load_model_file
 from dinstyle.train.teacher import TeacherLoss, TeacherLossWeights
 from dinstyle.train.teacher_config import TeacherConfig, make_config
 from dinstyle.train.teacher_run import TeacherRun, lr_at

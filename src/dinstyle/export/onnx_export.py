@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..version import __version__
 from ..errors import DinstyleError
 from ..layers.deform import DeformableDIN
 from ..layers.din import DIN
 from ..lite.manifest import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, code_input_name, write_manifest
 from ..models import StyleTransferNet, model_id, weights_fingerprint
 from ..models.stylecode import StyleCode
+from ..version import __version__
 from .quantize import INT8_FILE
 
 DEFAULT_OPSET = 17

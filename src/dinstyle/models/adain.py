@@ -10,9 +10,9 @@ from torch import nn
 
 from ..backbones import create_backbone
 from ..layers.din import DIN, instance_stats
-from .stylecode import StyleCode
 from .base import DINContext, StyleTransferNet
 from .blocks import Conv, Up
+from .stylecode import StyleCode
 
 
 @dataclass

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 
-from ..version import __version__
 from ..defaults import DEFAULT_MODEL
 from ..io.tensorfiles import FORMAT, FORMAT_VERSION, WeightsError, load_safetensors, save_safetensors
+from ..version import __version__
 from .adain import AdaIN, AdaINConfig
 from .base import StyleTransferNet
 from .din_fast import DINFast, DINFastConfig

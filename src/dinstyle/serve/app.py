@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..version import __version__
-from ..io.builtin_styles import LICENCE, STYLES, builtin_style
 from ..errors import DinstyleError
+from ..io.builtin_styles import LICENCE, STYLES, builtin_style
+from ..version import __version__
 from . import is_loopback
 from .jobs import Busy, JobQueue
 from .service import FORMATS, MAX_STYLE_SIZE, MAX_STYLES, StyleService, Upload, parse_request

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence, Union
 
-from ..io.builtin_styles import PREFIX, builtin_style
 from ..errors import UsageError
+from ..io.builtin_styles import PREFIX, builtin_style
 
 FIELDS = ("content", "style", "style_weights", "alpha", "preserve_color", "style_size", "max_size", "format")
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}  # what a browser shows
@@ -197,8 +197,8 @@ class StyleService:
     def run(self, req: StyleRequest) -> Result:
         import torch
 
-        from ..runtime.controls import resize_long_side
         from ..io.images import image_bytes, open_image, pil_to_tensor, tensor_to_pil
+        from ..runtime.controls import resize_long_side
 
         name = label(req.content.filename, "content")
         with warnings.catch_warnings(record=True) as caught:
