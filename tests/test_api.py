@@ -40,7 +40,11 @@ def img(h=48, w=64, seed=0):
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-A, B = img(40, 40, 10), img(40, 40, 11) * 0.5  # two styles
+# Two styles that differ in structure, not only in brightness: the style encoder sees features at unit
+# RMS (models/style.py unit_rms), so a darker copy of the same noise would encode to nearly the same code.
+A = img(40, 40, 10)
+B = (torch.linspace(0, 1, 40)[None, :] * torch.linspace(1, 0, 40)[:, None]).expand(1, 3, 40, 40) * torch.tensor(
+    [1.0, 0.4, 0.1]).view(1, 3, 1, 1)
 
 
 def test_alpha_zero_is_the_plain_reconstruction(st):

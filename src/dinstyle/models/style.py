@@ -65,6 +65,13 @@ class BiasNet(nn.Module):
         return self.proj(adaptive_avg_pool2d(self.body(feat), 1)).flatten(1)
 
 
+def unit_rms(f: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Each style's features divided by their overall RMS. Backbones differ ~1000x in feature scale (Caffe
+    VGG-19 reads 0-255 input); unscaled, the weight nets' kernels grew to norms in the thousands within 200
+    training steps and the style was mostly ignored. Channel ratios and spatial structure are kept."""
+    return f / (f.float().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().to(f.dtype) + eps)
+
+
 class StyleEncoder(nn.Module):
     """Frozen backbone + per-level weight/bias nets: style image -> {level.weight, level.bias}."""
 
@@ -91,7 +98,7 @@ class StyleEncoder(nn.Module):
         taps = self.backbone.style_taps
         out = {}
         for s in self.specs:
-            f = feats[taps[s.tap_index]]
+            f = unit_rms(feats[taps[s.tap_index]])
             out[f"{s.name}.weight"] = self.weight_nets[s.name](f)
             out[f"{s.name}.bias"] = self.bias_nets[s.name](f)
         return out
