@@ -13,7 +13,7 @@ from dinstyle.backbones import create_backbone
 from dinstyle.io.holdout import is_held_out, split_files
 from dinstyle.models import load_model_file
 from dinstyle.train.teacher import TeacherLoss, TeacherLossWeights
-from dinstyle.train.teacher_config import TeacherConfig, make_config
+from dinstyle.train.teacher_config import TeacherConfig, make_config, to_toml
 from dinstyle.train.teacher_run import TeacherRun, lr_at
 
 from conftest import TINY_FAST
@@ -47,7 +47,7 @@ def test_teacher_loss_is_zero_at_the_teacher_and_pulls_towards_it():
     assert {"feature", "stats", "pixel", "identity"} <= terms.keys()
     assert all(float(v.detach()) > 0 for v in terms.values())
     terms["loss"].backward()
-    step = out - 0.05 * out.grad / out.grad.abs().max()
+    step = (out - 0.05 * out.grad / out.grad.abs().max()).detach()
     assert float(loss(step, teacher, content)["loss"]) < float(loss(out.detach(), teacher, content)["loss"])
 
 
@@ -82,10 +82,10 @@ def data(tmp_path):
 
 def _config(data, run, **kw):
     model = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY_FAST.items() if k != "style_size"}
-    return make_config(dict(content=str(data / "content"), style=str(data / "style"), run=str(run), size=32,
-                            content_short_side=40, style_size=32, styles_per_step=2, contents_per_style=2,
-                            steps=4, warmup=2, log_every=1, sample_every=0, checkpoint_every=100, model=model,
-                            **kw))
+    return make_config({**dict(content=str(data / "content"), style=str(data / "style"), run=str(run), size=32,
+                               content_short_side=40, style_size=32, styles_per_step=2, contents_per_style=2,
+                               steps=4, warmup=2, log_every=1, sample_every=0, checkpoint_every=100, model=model),
+                        **kw})
 
 
 def _weights(path):
@@ -113,3 +113,29 @@ def test_tiny_run_writes_a_loadable_model_and_resumes_exactly(data, tmp_path):
         assert torch.equal(a[k], b[k]), f"resume is not exact at {k}"
     logged = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert logged == [1, 2, 3, 4]
+
+
+def test_cli_keeps_the_two_recipes_apart(data, tmp_path, capsys):
+    from dinstyle.cli import main
+
+    base = ["train", "--content", str(data / "content"), "--style", str(data / "style"), "--run", str(tmp_path / "r")]
+    assert main(base + ["--teacher", "magenta", "--content-loss-net", "vgg19"]) == 2
+    assert "--teacher does not use --content-loss-net" in capsys.readouterr().err
+    assert main(base + ["--feature-weight", "2"]) == 2
+    assert "--feature-weight: only with --teacher" in capsys.readouterr().err
+    assert main(["train", "--teacher", "magenta", "--run", str(tmp_path / "none"), "--resume"]) == 2
+    assert "not a training run" in capsys.readouterr().err
+
+
+def test_cli_trains_and_refuses_to_change_the_recipe_on_resume(data, tmp_path, capsys):
+    from dinstyle.cli import main
+
+    run = tmp_path / "r"
+    cfg = _config(data, run, steps=2)
+    (tmp_path / "c.toml").write_text(to_toml(cfg).replace(f'run = "{run}"', 'run = ""'))
+    assert main(["train", "--teacher", "magenta", "--config", str(tmp_path / "c.toml"), "--run", str(run)]) == 0
+    assert capsys.readouterr().out.strip().endswith("model-fp16.safetensors")
+    assert main(["train", "--teacher", "magenta", "--run", str(run), "--resume", "--lr", "0.1"]) == 2
+    assert "--resume cannot change lr" in capsys.readouterr().err
+    assert main(["train", "--teacher", "magenta", "--run", str(run), "--resume", "--steps", "3"]) == 0
+    assert load_model_file(run / "model.safetensors").info["step"] == 3

@@ -37,15 +37,23 @@ class DWSep(nn.Module):
         return self.pw(self.dw(x))
 
 
-class ResDWSep(nn.Module):
-    """Residual pair of depthwise-separable blocks at the bottleneck."""
+class ResBlock(nn.Module):
+    """Residual pair of blocks (dense 3x3 convs by default; depthwise-separable in ResDWSep)."""
 
-    def __init__(self, c: int):
+    def __init__(self, c: int, block=None):
         super().__init__()
-        self.body = nn.Sequential(DWSep(c, c), DWSep(c, c, act=False))
+        block = block or (lambda cin, cout, act=True: Conv(cin, cout, act=act))
+        self.body = nn.Sequential(block(c, c), block(c, c, act=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.body(x))
+
+
+class ResDWSep(ResBlock):
+    """Residual pair of depthwise-separable blocks at the bottleneck."""
+
+    def __init__(self, c: int):
+        super().__init__(c, DWSep)
 
 
 class Up(nn.Module):

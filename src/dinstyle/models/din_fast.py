@@ -22,11 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbones import create_backbone
-from ..layers.din import DIN
 from .base import DINContext, StyleTransferNet
-from .blocks import Conv
-from .style import DINSpec, StyleEncoder
+from .blocks import Conv, ResBlock
+from .levels import three_level_style_side
 
 
 @dataclass
@@ -43,17 +41,6 @@ class DINFastConfig:
     deformable: bool = False
 
 
-class ResBlock(nn.Module):
-    """Two dense 3x3 convs with a residual connection."""
-
-    def __init__(self, c: int):
-        super().__init__()
-        self.body = nn.Sequential(Conv(c, c), Conv(c, c, act=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.body(x))
-
-
 def up2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
@@ -66,12 +53,7 @@ class DINFast(StyleTransferNet):
         super().__init__(config or DINFastConfig())
         c = self.config
         w2, w4, w8 = c.widths
-        g8, g4, g2 = c.din_groups
-        self.specs = [DINSpec("din8", w8, c.din_kernel, g8, 3), DINSpec("din4", w4, c.din_kernel, g4, 2),
-                      DINSpec("din2", w2, c.din_kernel, g2, 1)]
-        backbone = backbone or create_backbone(c.style_encoder, seed=c.seed)
-        self.style_encoder = StyleEncoder(backbone, self.specs, c.style_hidden)
-        self.dins = nn.ModuleDict({s.name: self.make_din(s) for s in self.specs})
+        self.specs, self.style_encoder, self.dins = three_level_style_side(c, backbone)
         self.enc2, self.enc4, self.enc8 = Conv(3, w2, stride=2), Conv(w2, w4, stride=2), Conv(w4, w8, stride=2)
         self.body8 = nn.Sequential(*[ResBlock(w8) for _ in range(c.res_blocks)])
         self.to4 = Conv(w8, w4)
@@ -79,13 +61,6 @@ class DINFast(StyleTransferNet):
         self.to2 = Conv(w4, w2)
         self.body2 = Conv(w2, c.out_width)
         self.out = Conv(c.out_width, 3, act=False)
-
-    def make_din(self, spec: DINSpec) -> nn.Module:
-        if self.config.deformable:
-            from ..layers.deform import DeformableDIN
-
-            return DeformableDIN(spec.channels, spec.kernel_size, spec.groups)
-        return DIN(spec.channels, spec.kernel_size, spec.groups)
 
     def encode_content(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         e2 = self.enc2(x)

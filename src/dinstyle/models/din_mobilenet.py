@@ -13,11 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..backbones import create_backbone
-from ..layers.din import DIN
 from .base import DINContext, StyleTransferNet
 from .blocks import Conv, DWSep, ResDWSep, Up
-from .style import DINSpec, StyleEncoder
+from .levels import three_level_style_side
 
 
 @dataclass
@@ -40,12 +38,7 @@ class DINMobileNet(StyleTransferNet):
         super().__init__(config or DINMobileNetConfig())
         c = self.config
         w2, w4, w8 = c.widths
-        g8, g4, g2 = c.din_groups
-        self.specs = [DINSpec("din8", w8, c.din_kernel, g8, 3), DINSpec("din4", w4, c.din_kernel, g4, 2),
-                      DINSpec("din2", w2, c.din_kernel, g2, 1)]
-        backbone = backbone or create_backbone(c.style_encoder, seed=c.seed)
-        self.style_encoder = StyleEncoder(backbone, self.specs, c.style_hidden)
-        self.dins = nn.ModuleDict({s.name: self.make_din(s) for s in self.specs})
+        self.specs, self.style_encoder, self.dins = three_level_style_side(c, backbone)
         self.encoder = nn.Sequential(Conv(3, w2, 3, stride=2), DWSep(w2, w4, stride=2), DWSep(w4, w4),
                                      DWSep(w4, w8, stride=2))
         self.bottleneck = nn.Sequential(*[ResDWSep(w8) for _ in range(c.res_blocks)])
@@ -53,13 +46,6 @@ class DINMobileNet(StyleTransferNet):
         self.mid4 = DWSep(w4, w4)
         self.up2 = Up(DWSep(w4, w2))
         self.out = Up(Conv(w2, 3, 3, act=False))
-
-    def make_din(self, spec: DINSpec) -> nn.Module:
-        if self.config.deformable:
-            from ..layers.deform import DeformableDIN
-
-            return DeformableDIN(spec.channels, spec.kernel_size, spec.groups)
-        return DIN(spec.channels, spec.kernel_size, spec.groups)
 
     def encode_content(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

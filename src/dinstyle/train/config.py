@@ -135,17 +135,21 @@ def normalise(values: dict, source: str) -> dict:
     return out
 
 
-def read_toml(path: str | Path) -> dict:
-    """A TOML config file as a normalised dict (one-line errors for missing or malformed files)."""
+def load_toml(path: str | Path) -> dict:
+    """A TOML file as a dict, with one-line errors for missing or malformed files."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise DinstyleError(f"{path}: no such config file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
         raise DinstyleError(f"{path}: not a valid TOML file ({e})") from None
-    return normalise(data, str(path))
+
+
+def read_toml(path: str | Path) -> dict:
+    """A TOML config file as a normalised dict (one-line errors for missing or malformed files)."""
+    return normalise(load_toml(path), str(path))
 
 
 def _layer(base: dict, layer: dict) -> dict:

@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-from ..errors import DinstyleError, UsageError
-from .config import _toml_value
+from ..errors import UsageError
+from .config import _toml_value, load_toml
 
 TEACHERS = ("magenta",)
 
@@ -107,15 +101,8 @@ def to_dict(cfg: TeacherConfig) -> dict:
 
 
 def read_toml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise DinstyleError(f"{path}: no such config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
-        raise DinstyleError(f"{path}: not a valid TOML file ({e})") from None
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    """A settings file: keys with '-' or '_' (checked against TeacherConfig by ``make_config``)."""
+    return {k.replace("-", "_"): v for k, v in load_toml(path).items()}
 
 
 def to_toml(cfg: TeacherConfig) -> str:
