@@ -174,6 +174,15 @@ def test_shipped_configs_resolve():
 
     configs = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
     assert configs
+    from dinstyle.train.config import load_toml
+    from dinstyle.train.teacher_config import make_config
+    from dinstyle.train.teacher_config import read_toml as read_teacher_toml
+
     for path in configs:
+        if "teacher" in load_toml(path):  # a `dinstyle train --teacher` config
+            values = read_teacher_toml(path)
+            values.pop("teacher")
+            assert make_config(values).arch, path
+            continue
         cfg = resolve(read_toml(path))
         assert cfg.arch and cfg.content_loss_net and cfg.style_loss_net, path
