@@ -139,3 +139,13 @@ def test_cli_trains_and_refuses_to_change_the_recipe_on_resume(data, tmp_path, c
     assert "--resume cannot change lr" in capsys.readouterr().err
     assert main(["train", "--teacher", "magenta", "--run", str(run), "--resume", "--steps", "3"]) == 0
     assert load_model_file(run / "model.safetensors").info["step"] == 3
+
+
+def test_a_teacher_config_or_run_needs_no_teacher_flag(data, tmp_path, capsys):
+    from dinstyle.cli import main
+
+    run = tmp_path / "r"
+    (tmp_path / "c.toml").write_text(to_toml(_config(data, run, steps=1)))
+    assert main(["train", "--config", str(tmp_path / "c.toml")]) == 0
+    assert main(["train", "--run", str(run), "--resume", "--steps", "2"]) == 0
+    assert load_model_file(run / "model.safetensors").info["step"] == 2

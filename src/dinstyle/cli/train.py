@@ -107,10 +107,13 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..errors import UsageError
-    from ..train.config import FIELDS, read_toml, resolve, resume_overrides
+    from ..train.config import FIELDS, load_toml, read_toml, resolve, resume_overrides
     from ..train.loop import train
 
-    if getattr(args, "teacher", None):
+    saved = Path(getattr(args, "run", "") or ".") / "config.toml" if args.resume else None
+    # A config or run folder written by a teacher run says so (teacher = "magenta"): no need to repeat --teacher.
+    if (getattr(args, "teacher", None) or (args.config and "teacher" in load_toml(args.config))
+            or (saved is not None and saved.is_file() and "teacher" in load_toml(saved))):
         return run_teacher(args, {k: v for k, v in vars(args).items()
                                   if k not in ("config", "resume", "teacher", "func", "command")})
     teacher_only = sorted(k for k in vars(args) if k not in FIELDS and k not in ("config", "resume", "func", "command"))
