@@ -67,7 +67,7 @@ def run_teacher(args, flags: dict) -> int:
     from pathlib import Path
 
     from ..errors import UsageError
-    from ..train.teacher_config import FIELDS, RESUMABLE, make_config, read_toml, to_dict
+    from ..train.teacher_config import FIELDS, RESUMABLE, TEACHERS, make_config, read_toml, to_dict
     from ..train.teacher_run import TeacherRun
 
     unknown = sorted(k for k in flags if k not in FIELDS)
@@ -75,7 +75,8 @@ def run_teacher(args, flags: dict) -> int:
         raise UsageError(f"--teacher does not use {', '.join('--' + k.replace('_', '-') for k in unknown)}")
     layers = [read_toml(args.config)] if args.config else []
     for layer in layers:
-        layer.pop("teacher", None)
+        if layer.pop("teacher", TEACHERS[0]) not in TEACHERS:
+            raise UsageError(f"{args.config}: teacher must be one of {', '.join(TEACHERS)}")
     if args.resume:
         if not flags.get("run"):
             raise UsageError("--resume needs --run RUN_DIR")
