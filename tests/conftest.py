@@ -14,6 +14,20 @@ TINY_FAST = dict(style_encoder="random-vgg19", widths=(8, 12, 16), out_width=8, 
 TINY_MODEL_TOML = "[model]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())  # JSON values are TOML here
 
 
+def tiny_model_file(path, seed=0, **cfg):
+    """A tiny din-mobilenet saved to ``path``, its weight/bias nets pushed off identity so styles matter."""
+    from dinstyle.models import save_model
+
+    torch.manual_seed(seed)
+    model = create_model("din-mobilenet", **{**TINY, **cfg})
+    with torch.no_grad():  # untrained weight/bias nets are ~identity: every style would look alike
+        for name, p in model.style_encoder.named_parameters():
+            if "proj" in name:
+                p.normal_(0, 0.05)
+    save_model(model, path)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny convolutions on a 2-core machine: torch's thread pool only fights itself (up to 10x slower)."""

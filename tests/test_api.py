@@ -11,24 +11,12 @@ from PIL import Image
 from dinstyle import Stylizer
 from dinstyle.errors import DinstyleError, UsageError
 from dinstyle.io.images import tensor_to_pil
-from dinstyle.models import create_model, save_model
 from dinstyle.models.stylecode import StyleCode
 from dinstyle.runtime.controls import preserve_color
-from conftest import TINY
+from conftest import tiny_model_file
 
 SS = 64  # style size used throughout: small is fast
 
-
-
-def tiny_model_file(path, seed=0, **cfg):
-    torch.manual_seed(seed)
-    model = create_model("din-mobilenet", **{**TINY, **cfg})
-    with torch.no_grad():  # make the weight/bias nets matter (untrained ones are ~identity)
-        for name, p in model.style_encoder.named_parameters():
-            if "proj" in name:
-                p.normal_(0, 0.05)
-    save_model(model, path)
-    return path
 
 
 @pytest.fixture(scope="module")

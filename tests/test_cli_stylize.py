@@ -15,7 +15,7 @@ from PIL import Image
 
 from dinstyle.cli import main
 from dinstyle.models import create_model, save_model
-from conftest import TINY
+from conftest import TINY, tiny_model_file
 
 
 
@@ -23,13 +23,7 @@ from conftest import TINY
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    torch.manual_seed(0)
-    model = create_model("din-mobilenet", **TINY)
-    with torch.no_grad():  # make the weight/bias nets matter (untrained ones are ~identity)
-        for name, p in model.style_encoder.named_parameters():
-            if "proj" in name:
-                p.normal_(0, 0.05)
-    save_model(model, d / "tiny.safetensors")
+    tiny_model_file(d / "tiny.safetensors")
     save_model(create_model("din-mobilenet", **{**TINY, "widths": (8, 16, 64)}), d / "other.safetensors")
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(d / "style.png")

@@ -20,22 +20,15 @@ from safetensors.torch import save_file
 
 from dinstyle.cli import main
 from dinstyle.errors import DinstyleError
-from dinstyle.models import create_model, save_model
 from dinstyle.models.stylecode import StyleCode, blend
 
-from conftest import TINY, TINY_MODEL_TOML
+from conftest import TINY, TINY_MODEL_TOML, tiny_model_file
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("hard")
-    torch.manual_seed(0)
-    model = create_model("din-mobilenet", **TINY)
-    with torch.no_grad():  # make the weight/bias nets matter (untrained ones are ~identity)
-        for name, p in model.style_encoder.named_parameters():
-            if "proj" in name:
-                p.normal_(0, 0.05)
-    save_model(model, d / "tiny.safetensors")
+    tiny_model_file(d / "tiny.safetensors")
     photo(d / "style.png", 40, 40, seed=9)
     photo(d / "style2.png", 40, 40, seed=10)
     return d

@@ -111,7 +111,8 @@ def run(args) -> int:
     from ..train.config import FIELDS, load_toml, read_toml, resolve, resume_overrides
     from ..train.loop import train
 
-    saved = Path(getattr(args, "run", "") or ".") / "config.toml" if args.resume else None
+    run_dir = getattr(args, "run", "")
+    saved = Path(run_dir) / "config.toml" if args.resume and run_dir else None
     # A config or run folder written by a teacher run says so (teacher = "magenta"): no need to repeat --teacher.
     if (getattr(args, "teacher", None) or (args.config and "teacher" in load_toml(args.config))
             or (saved is not None and saved.is_file() and "teacher" in load_toml(saved))):

@@ -147,16 +147,18 @@ class TeacherLoss(torch.nn.Module):
     """Student output vs teacher output in a frozen loss network's features; plus optional paper terms."""
 
     def __init__(self, net: Backbone, weights: TeacherLossWeights, feature_taps: Sequence[int] = (0, 1, 2),
-                 stats_taps: Sequence[int] = (0, 1, 2, 3)):
+                 stats_taps: Sequence[int] = (0, 1, 2, 3), channels_last: bool = False):
         super().__init__()
-        self.net, self.w = net, weights
+        self.net, self.w, self.channels_last = net, weights, channels_last
+        if channels_last:  # the loss net's convs run ~1.4x faster in channels_last on the CPU
+            net.to(memory_format=torch.channels_last)
         self.feature_layers = [net.style_taps[i] for i in feature_taps]
         self.stats_layers = [net.style_taps[i] for i in stats_taps]
         self.layers = sorted(set(self.feature_layers) | set(self.stats_layers), key=net.style_taps.index)
         self.scales = feature_scales(net, self.layers)
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.net(x.contiguous(memory_format=torch.channels_last), set(self.layers))
+        f = self.net(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x, set(self.layers))
         return {t: f[t].float() / self.scales[t] for t in self.layers}
 
     def forward(self, out: torch.Tensor, teacher: torch.Tensor, content: torch.Tensor,

@@ -99,9 +99,7 @@ class TeacherRun:
         weights = TeacherLossWeights(cfg.feature_weight, cfg.stats_weight, cfg.pixel_weight, cfg.style_weight,
                                      cfg.identity_weight)
         # The style encoder's frozen VGG-19 doubles as the loss network: one copy in memory.
-        self.loss = TeacherLoss(encoder.backbone, weights, cfg.feature_taps, cfg.stats_taps)
-        if cfg.channels_last:
-            encoder.backbone.to(memory_format=torch.channels_last)
+        self.loss = TeacherLoss(encoder.backbone, weights, cfg.feature_taps, cfg.stats_taps, cfg.channels_last)
         self.style_stats = None
         if cfg.style_weight:
             stats = [self.loss.style_stats(self.styles.images[i:i + 8].float() / 255) for i in range(0, len(self.styles), 8)]
