@@ -5,8 +5,8 @@
         --model adain --style /work/shared/data/style --max-styles 8 [--json] [--grid docs/img/deformable.png]
 
 Models are registered names (bundled weights, else UNTRAINED: the figures then mean nothing) or model
-files. Contents are synthesised (flat-colour shapes, text, cartoons; see dinstyle.metrics.synthetic), plus
-any ``--content`` images. The metric is defined in dinstyle.metrics.stroke: ``placement`` = RMS
+files. Contents are synthesised (flat-colour shapes, text, cartoons; see dinstyle.eval.stroke_shapes), plus
+any ``--content`` images. The metric is defined in dinstyle.eval.stroke: ``placement`` = RMS
 high-pass luminance texture of the output inside the content's flat regions / inside its edge regions
 (higher = strokes placed more uniformly); ``coverage`` = share of flat pixels that get strokes at all.
 Unreadable style or content files are skipped and reported; everything else is stylized.
@@ -25,8 +25,8 @@ from PIL import Image, ImageDraw
 
 from dinstyle.errors import DinstyleError
 from dinstyle.io.images import image_extensions, load_image, pil_to_tensor, save_image, tensor_to_pil
-from dinstyle.metrics import KINDS, stroke_placement, synthetic_set
-from dinstyle.metrics.synthetic import default_font
+from dinstyle.eval.stroke import stroke_placement
+from dinstyle.eval.stroke_shapes import KINDS, default_font, synthetic_set
 from dinstyle.models import load_model, model_id
 from dinstyle.runtime.controls import resize_long_side
 from dinstyle.runtime.devices import pick_device

@@ -222,11 +222,12 @@ def test_a_fresh_code_object_passes_its_own_check(st):
 
 def test_a_style_file_is_hashed_and_decoded_once_per_batch(st, tmp_path, monkeypatch):
     import dinstyle.api as api
+    import dinstyle.runtime.sources as sources
 
     path = tmp_path / "style-once.png"
     tensor_to_pil(img(40, 40, seed=9)).save(path)
     calls = {"sha": 0, "open": 0}
-    real_sha, real_open = api.file_sha256, api.open_image
+    real_sha, real_open = api.file_sha256, sources.open_image
 
     def sha(p):
         calls["sha"] += 1
@@ -237,7 +238,7 @@ def test_a_style_file_is_hashed_and_decoded_once_per_batch(st, tmp_path, monkeyp
         return real_open(*a, **k)
 
     monkeypatch.setattr(api, "file_sha256", sha)
-    monkeypatch.setattr(api, "open_image", open_)
+    monkeypatch.setattr(sources, "open_image", open_)
     outs = [st.stylize(img(seed=i), str(path)) for i in range(3)]
     assert calls == {"sha": 1, "open": 1} and len(outs) == 3
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # touched: hash again

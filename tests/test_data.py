@@ -11,7 +11,7 @@ from dinstyle.errors import DinstyleError
 from dinstyle.train.check import KINDS, check_folder
 from dinstyle.train.data import PairDataset, StreamSampler, make_loader, random_resized_crop, split_samples
 from dinstyle.train.images import BadImage, list_images, load_rgb, to_rgb
-from dinstyle.train.synthetic import make_image_folder, make_problem_images
+from dinstyle.train.synthetic_data import make_image_folder, make_problem_images
 
 
 def test_list_images_recursive_sorted_and_filtered(tmp_path):

@@ -401,7 +401,7 @@ loss_net = "random-vgg19"
 
 @pytest.fixture(scope="module")
 def train_data(tmp_path_factory):
-    from dinstyle.train.synthetic import make_image_folder
+    from dinstyle.train.synthetic_data import make_image_folder
 
     root = tmp_path_factory.mktemp("train")
     make_image_folder(root / "content", 4, seed=1, min_side=40, max_side=48)

@@ -13,7 +13,7 @@ PACKAGE = Path(dinstyle.__file__).parent
 FLOORS = [
     {"errors", "defaults", "version"},
     {"layers", "io"},
-    {"backbones", "lite", "metrics"},
+    {"backbones", "lite"},
     {"models"},
     {"runtime", "export"},
     {"video", "eval"},

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from dinstyle.io.images import save_image, tensor_to_pil
-from dinstyle.metrics import KINDS, content_masks, stroke_placement, synthetic_image, synthetic_set
+from dinstyle.eval.stroke import content_masks, stroke_placement
+from dinstyle.eval.stroke_shapes import KINDS, synthetic_image, synthetic_set
 from dinstyle.models import create_model, save_model
 from conftest import TINY
 

@@ -13,7 +13,7 @@ from dinstyle.train import TrainConfig, read_toml, resolve, to_toml, train
 from dinstyle.train.checkpoint import load_checkpoint, read_log
 from dinstyle.train.config import resume_overrides
 from dinstyle.train.losses import LossWeights, StyleTransferLoss
-from dinstyle.train.synthetic import make_image_folder, make_problem_images, synthetic_image
+from dinstyle.train.synthetic_data import make_image_folder, make_problem_images, synthetic_image
 
 TINY_MODEL = {"style_encoder": "random-vgg19", "widths": [8, 16, 32], "res_blocks": 1, "din_groups": [4, 4, 8],
               "style_hidden": 16}

@@ -8,7 +8,7 @@ import pytest
 
 from dinstyle.models import load_model_file
 from dinstyle.train.checkpoint import load_checkpoint, read_log
-from dinstyle.train.synthetic import make_image_folder
+from dinstyle.train.synthetic_data import make_image_folder
 
 from conftest import TINY_MODEL_TOML
 

@@ -13,16 +13,13 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
 from .defaults import DEFAULT_STYLE_SIZE
 from .errors import DinstyleError, UsageError
-from .io.builtin_styles import builtin_style, is_builtin
-from .io.images import DEFAULT_MAX_PIXELS, open_image, pil_to_tensor, tensor_to_pil, to_srgb
+from .io.images import DEFAULT_MAX_PIXELS
 from .io.tensorfiles import WeightsError
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id, weights_fingerprint
 from .models.stylecode import StyleCode, blend, file_sha256, require_finite
@@ -30,51 +27,13 @@ from .runtime import controls
 from .runtime.controls import LARGE, SMALL, check_stroke_size, gray_map, region_masks, resize_long_side, stroke_multiplier
 from .runtime.devices import check_half, pick_device
 from .runtime.runner import DEFAULT_MAX_PIXELS_UNTILED, run_model
+from .runtime.sources import (CODE, CODE_FILE, IMAGE, ImageLike, StyleLike, StyleSource, check_resizable,
+                              content_tensor, like_input, style_source)
 from .version import __version__
 from .video.pipeline import AUTO_GPU_BATCH, Frame, FrameStylizer, output_size, stream_frames, transcode
 from .video.temporal import CUT_THRESHOLD
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
-StyleLike = Union[ImageLike, StyleCode]
 __all__ = ["Stylizer", "pick_device", "resize_long_side", "ImageLike", "StyleLike", "DEFAULT_STYLE_SIZE"]
-
-
-def _to_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Any image -> ((B, 3, H, W) float32 CPU in [0, 1], alpha (B, 1, H, W) or None)."""
-    if isinstance(image, (str, os.PathLike, Image.Image)):
-        rgb, alpha = open_image(image, max_pixels) if not isinstance(image, Image.Image) else to_srgb(image)
-        return pil_to_tensor(rgb), None if alpha is None else pil_to_tensor(alpha)[:, :1]
-    if isinstance(image, np.ndarray):
-        a = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
-        a = a[..., None] if a.ndim == 2 else a
-        if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-            raise DinstyleError(f"numpy image must be (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
-        image = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
-    if torch.is_tensor(image):
-        x = image.detach().float().cpu()
-        x = x / 255.0 if not image.is_floating_point() else x
-        if not bool(torch.isfinite(x).all()):
-            raise DinstyleError("image holds non-finite values (NaN or inf)")
-        x = x.unsqueeze(0) if x.dim() == 3 else x
-        if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
-            raise DinstyleError(f"tensor image must be (3|4, H, W) or (B, 3|4, H, W), got {tuple(image.shape)}")
-        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        return x[:, :3].contiguous(), (x[:, 3:] if x.shape[1] == 4 else None)
-    raise TypeError(f"unsupported image type {type(image).__name__}")
-
-
-def _like(out: torch.Tensor, original: ImageLike, alpha: torch.Tensor | None = None):
-    """Return the result as the same kind of object the caller gave (alpha reattached)."""
-    full = out if alpha is None else torch.cat([out, alpha.to(out)], 1)
-    if torch.is_tensor(original):
-        res = full.to(original.device)
-        res = res.to(original.dtype) if original.is_floating_point() else (res * 255 + 0.5).to(original.dtype)
-        return res if original.dim() == 4 else res[0]
-    if isinstance(original, np.ndarray):
-        a = full[0].clamp(0, 1).permute(1, 2, 0).numpy()
-        return (a * 255 + 0.5).astype(np.uint8) if original.dtype == np.uint8 else a.astype(np.float32)
-    return tensor_to_pil(full)
 
 
 class Stylizer:
@@ -156,48 +115,45 @@ class Stylizer:
         return code.to(self.device, self.dtype)
 
     @torch.inference_mode()
-    def encode_style(self, style: StyleLike, style_size: int | None = 0) -> StyleCode:
+    def encode_style(self, style: StyleLike | StyleSource, style_size: int | None = 0) -> StyleCode:
         """Encode a style once (resized to ``style_size`` on its long side; 0 = the model's own
         ``style_size``, None keeps its size) and reuse the code for any number of contents. Saved codes
         and StyleCodes are checked and returned as is."""
-        style_size = self.style_size if style_size == 0 else style_size
-        if isinstance(style, StyleCode):
-            return self.check_code(style)
-        label = str(style) if isinstance(style, (str, os.PathLike)) else type(style).__name__
-        if isinstance(style, (str, os.PathLike)) and str(style).endswith(".safetensors"):
-            p = Path(style)
-            key = ("file", str(p.resolve()), p.stat().st_mtime_ns if p.is_file() else 0)
+        src = style_source(style)
+        if src.kind == CODE:
+            return self.check_code(src.value)
+        if src.kind == CODE_FILE:
+            key = ("file", str(src.path.resolve()), src.path.stat().st_mtime_ns)
             if key not in self._codes:
-                self._codes[key] = self.check_code(StyleCode.load(style), label)
+                self._codes[key] = self.check_code(StyleCode.load(src.path), src.label)
             return self._codes[key]
-        if is_builtin(style):
-            style, label = builtin_style(style).path, style
-        if isinstance(style, (str, os.PathLike)):
-            p = Path(style)
-            if not p.is_file():
-                raise DinstyleError(f"{style}: no such style image")
-            # A batch reuses one style for every image: hash each file once and decode it only on a miss.
-            stamp = (str(p.resolve()), p.stat().st_mtime_ns)
-            if stamp not in self._file_sha:
-                self._file_sha[stamp] = file_sha256(p)
-            sha, x = self._file_sha[stamp], None
-        else:
-            x, _ = _to_tensor(style)
-            sha = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+        style_size = self.style_size if style_size == 0 else style_size
+        sha, x = self._style_sha(src)
         key = (sha, style_size)
         if key not in self._codes:
-            x = x if x is not None else _to_tensor(style)[0]
+            x = x if x is not None else content_tensor(src.value)[0]
             xs = resize_long_side(x, style_size) if style_size else x
             code = self.model.encode_style(xs.to(self.device, self.dtype))
             config = json.loads(json.dumps(self.model.describe()["config"]))  # as it will read back from a file
             code.meta.update(model=self.model_id, arch=self.model.arch, config=config, weights=self.fingerprint,
-                             style=Path(label).name, style_sha256=sha, style_size=style_size or max(x.shape[-2:]),
+                             style=Path(src.label).name, style_sha256=sha, style_size=style_size or max(x.shape[-2:]),
                              version=__version__)
-            code = self.check_code(code, label)  # a model with extreme weights encodes NaN/inf
+            code = self.check_code(code, src.label)  # a model with extreme weights encodes NaN/inf
             if len(self._codes) >= 64:
                 self._codes.pop(next(iter(self._codes)))
             self._codes[key] = code
         return self._codes[key]
+
+    def _style_sha(self, src: StyleSource) -> tuple[str, torch.Tensor | None]:
+        """The cache key of a style image; an in-memory image is decoded to hash it (returned too), while a
+        file is hashed once per (path, mtime) and decoded only on a cache miss: a batch reuses one style."""
+        if src.kind == IMAGE:
+            x = content_tensor(src.value)[0]
+            return hashlib.sha256(x.numpy().tobytes()).hexdigest(), x
+        stamp = (str(src.path.resolve()), src.path.stat().st_mtime_ns)
+        if stamp not in self._file_sha:
+            self._file_sha[stamp] = file_sha256(src.path)
+        return self._file_sha[stamp], None
 
     def blend_styles(self, styles: Sequence[StyleLike], weights: Sequence[float] | None = None,
                      size: int | None = None, factor: float = 1.0) -> StyleCode:
@@ -205,20 +161,36 @@ class Stylizer:
         means larger strokes) and blend them with ``weights`` in DIN-parameter space."""
         if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
             raise UsageError(f"stroke factor must be a positive number, got {factor}")
-        codes = []
-        for s in styles:
-            saved = isinstance(s, StyleCode) or (isinstance(s, (str, os.PathLike)) and str(s).endswith(".safetensors"))
-            if saved and (factor != 1.0 or size is not None):
-                raise UsageError(f"{getattr(s, 'name', s) if not isinstance(s, StyleCode) else 'style code'}: a saved "
-                                 "style code has a fixed style size; --style-size/--stroke-size/--stroke-map need "
-                                 "the style image")
-            codes.append(self.encode_style(s, round((size or self.style_size) / factor)))
+        sources = [style_source(s) for s in styles]
+        check_resizable(sources, size is not None or factor != 1.0)
+        codes = [self.encode_style(s, round((size or self.style_size) / factor)) for s in sources]
         if len(codes) == 1:
             return codes[0]
         try:
             return blend(codes, weights)
         except ValueError as e:
             raise UsageError(f"--style-weights: {e}") from None
+
+    def prepare_styles(self, styles: Sequence[StyleLike], style_weights: Sequence[float] | None = None, *,
+                       style_size: int | None = None, stroke_size: float = 1.0, stroke_map: bool = False,
+                       mask: bool = False) -> None:
+        """Encode (and cache) every code ``stylize`` will ask for with these options, so a batch finds an
+        unusable style before its first image; any problem is a :class:`UsageError`."""
+        try:
+            self._codes_for(styles, style_weights, style_size, stroke_size, by_region=mask, with_map=stroke_map)
+        except UsageError:
+            raise
+        except DinstyleError as e:
+            raise UsageError(str(e)) from None
+
+    def _codes_for(self, styles, weights, style_size, stroke_size, by_region: bool, with_map: bool
+                   ) -> list[list[StyleCode]]:
+        """The codes ``stylize`` runs: one blend (or one per mask region), each at one stroke factor (or at
+        the small and the large one a stroke map mixes)."""
+        units = [[s] for s in styles] if by_region else [list(styles)]
+        factors = (stroke_size * SMALL, stroke_size * LARGE) if with_map else (stroke_size,)
+        return [[self.blend_styles(u, None if by_region else weights, style_size, f) for f in factors]
+                for u in units]
 
     # ------------------------------------------------------------------ stylize
     @torch.inference_mode()
@@ -234,7 +206,7 @@ class Stylizer:
             style: one style (image, path, ``builtin:NAME``, ``.safetensors`` code, StyleCode) or a list.
             alpha: style strength in [0, 1]; 0 is the model's plain reconstruction of the content.
             style_weights: with several styles, their blend weights (in DIN-parameter space).
-            style_size: long side the style image is resized to before encoding (default 512);
+            style_size: long side the style image is resized to before encoding (default: the model's own);
                 larger = smaller strokes.
             preserve_color: keep the content's colours (luminance-only transfer, see ``controls``).
             mask: label image selecting one style per region (see ``controls``); excludes weights.
@@ -253,22 +225,21 @@ class Stylizer:
         if style_weights is not None and (mask is not None or len(style_weights) != len(styles)):
             raise UsageError("--style-weights needs one weight per --style and no --mask"
                              if mask is None else "--style-weights and --mask exclude each other")
-        x, alpha_ch = _to_tensor(image, max_pixels)
+        x, alpha_ch = content_tensor(image, max_pixels)
         hw = tuple(x.shape[-2:])
         label = lambda m, d: str(m) if isinstance(m, (str, os.PathLike)) else d  # noqa: E731
         regions = None if mask is None else region_masks(mask, len(styles), hw, label(mask, "mask"), max_pixels)
-        units = [[s] for s in styles] if regions is not None else [styles]
-        weights = None if regions is not None else style_weights
+        per_unit = self._codes_for(styles, style_weights, style_size, stroke_size, by_region=regions is not None,
+                                   with_map=stroke_map is not None)
         if stroke_map is None:
-            codes = [self.blend_styles(u, weights, style_size, stroke_size) for u in units]
-            masks, stroke = regions, (None if stroke_size == 1.0 else float(stroke_size))
-        else:
+            codes, masks = [c for c, in per_unit], regions
+            stroke = None if stroke_size == 1.0 else float(stroke_size)
+        else:  # each region mixes its small-stroke and large-stroke code by the map
             v = gray_map(stroke_map, hw, label(stroke_map, "stroke map"), max_pixels)
             codes, masks = [], []
-            for i, u in enumerate(units):
+            for i, (small, large) in enumerate(per_unit):
                 region = regions[i] if regions is not None else torch.ones_like(v)
-                codes += [self.blend_styles(u, weights, style_size, stroke_size * SMALL),
-                          self.blend_styles(u, weights, style_size, stroke_size * LARGE)]
+                codes += [small, large]
                 masks += [region * (1 - v), region * v]
             stroke = stroke_size * stroke_multiplier(v)
         out = run_model(self.model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
@@ -276,7 +247,7 @@ class Stylizer:
         out = out.clamp(0, 1)
         if preserve_color:
             out = controls.preserve_color(out, x)
-        return _like(out, image, alpha_ch)
+        return like_input(out, image, alpha_ch)
 
     # ------------------------------------------------------------------ video
     def style_code(self, style: StyleLike | Sequence[StyleLike], style_size: int | None = None,
@@ -335,7 +306,7 @@ class Stylizer:
         if bad or (controls.get("batch_size") or 1) < 1:
             raise UsageError(f"alpha and temporal must be in [0, 1] and batch_size >= 1, got {bad or controls}")
         styles = style if isinstance(style, (list, tuple)) else [style]
-        style_files = [s for s in styles if isinstance(s, (str, os.PathLike))]
+        style_files = [src.path for src in map(style_source, styles) if src.path is not None]
 
         def begin():
             style_keys = ("style_size", "style_weights", "stroke_size")

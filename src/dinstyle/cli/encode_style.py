@@ -29,23 +29,29 @@ def run(args) -> int:
     from ..io.outputs import plan_outputs
     from .stylize import parse_style_weights
 
+    from ..runtime.sources import style_source
+
     out = Path(args.output)
     if out.suffix != ".safetensors":
         raise UsageError(f"{out}: style codes are written as .safetensors")
-    inputs = [*args.style, *([args.model] if Path(args.model).is_file() else [])]
+    try:
+        styles = [style_source(s) for s in args.style]
+    except DinstyleError as e:
+        raise UsageError(str(e)) from None
+    if any(s.saved for s in styles):
+        raise UsageError("encode-style takes style images (or builtin:NAME), not style codes")
+    inputs = [*(s.path for s in styles), *([args.model] if Path(args.model).is_file() else [])]
     reason = plan_outputs([(str(out), None, out)], inputs, args.overwrite)[0]  # never the model or a style
     if reason is not None:
         raise (UsageError if reason.kind == "input" else DinstyleError)(str(reason))
     if args.style_size is not None and args.style_size < 16:
         raise UsageError("--style-size must be >= 16")
     weights = parse_style_weights(args.style_weights, len(args.style))
-    if any(s.endswith(".safetensors") for s in args.style):
-        raise UsageError("encode-style takes style images (or builtin:NAME), not style codes")
 
     from ..api import Stylizer
 
     st = Stylizer.from_pretrained(args.model, device=args.device, seed=args.seed, half=False)
-    code = st.blend_styles(args.style, weights, args.style_size)
+    code = st.blend_styles(styles, weights, args.style_size)
     code.save(out)
     if args.json:
         print(json.dumps({"output": str(out), **code.meta}))

@@ -108,10 +108,19 @@ def _check_args(args) -> None:
     for ok, msg in checks:
         if not ok:
             raise UsageError(msg)
-    saved = [s for s in args.style if s.endswith(".safetensors")]
-    if saved and (args.style_size or args.stroke_size != 1.0 or args.stroke_map):
-        raise UsageError(f"{saved[0]}: a saved style code has a fixed style size; --style-size, --stroke-size "
-                         "and --stroke-map need the style image")
+
+
+def _style_sources(args) -> list:
+    """Each --style classified once (missing files and unknown built-ins are usage errors: nothing could
+    succeed); the API then takes these sources as they are."""
+    from ..runtime.sources import check_resizable, style_source
+
+    try:
+        sources = [style_source(s) for s in args.style]
+    except DinstyleError as e:
+        raise UsageError(str(e)) from None
+    check_resizable(sources, bool(args.style_size or args.stroke_size != 1.0 or args.stroke_map))
+    return sources
 
 
 def _resize(im, alpha, size: int | None, max_size: int | None):
@@ -127,29 +136,28 @@ def _resize(im, alpha, size: int | None, max_size: int | None):
 
 
 def run(args) -> int:
-    from ..io.builtin_styles import builtin_style, is_builtin
     from ..io.images import DEFAULT_MAX_PIXELS, decode_image
     from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
     from .batch import assign_outputs, expand_inputs
 
     _check_args(args)
     weights = parse_style_weights(args.style_weights, len(args.style))
+    styles = _style_sources(args)
     max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
-    try:  # files shared by every item: unusable means nothing can succeed (checked before the model loads)
-        for path in (args.mask, args.stroke_map, *args.style):
-            if path and not path.endswith(".safetensors"):
-                decode_image(builtin_style(path).path if is_builtin(path) else path, max_pixels)
+    try:  # maps shared by every item: unusable means nothing can succeed (checked before the model loads)
+        for path in (args.mask, args.stroke_map):
+            if path:
+                decode_image(path, max_pixels)
     except DinstyleError as e:
         raise UsageError(str(e)) from None
     out_dir = Path(args.output).resolve() if args.output and args.output != "-" else None
     items = expand_inputs(args.content, exclude=out_dir)
-    inputs = [builtin_style(s).path if is_builtin(s) else s for s in args.style]  # no output may replace these
+    inputs = [s.path for s in styles if s.path is not None]  # no output may replace these
     inputs += [f for f in (args.mask, args.stroke_map, args.model) if f and Path(f).is_file()]
     assign_outputs(items, args.output, args.format, args.overwrite,
                    any_folder=any(Path(c).is_dir() for c in args.content), inputs=inputs)
 
     from ..api import Stylizer
-    from ..runtime.controls import LARGE, SMALL
 
     opts = dict(alpha=args.alpha, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
                 stroke_size=args.stroke_size, tile=args.tile, max_pixels=max_pixels,
@@ -157,100 +165,122 @@ def run(args) -> int:
     st = None
     if any(it.error is None for it in items):  # nothing to do: no model to load
         st = Stylizer.from_pretrained(args.model, device=args.device, half=args.half, seed=args.seed)
-        try:  # a style code for another model, or a style the model encodes to NaN: usage errors, before any work
-            size = args.style_size or st.style_size
-            factors = [args.stroke_size] if not args.stroke_map else [args.stroke_size * SMALL, args.stroke_size * LARGE]
-            for s in args.style:  # encoded as stylize will ask for them (cached there)
-                for f in factors:
-                    st.encode_style(s, round(size / f))
-        except DinstyleError as e:
-            raise UsageError(str(e)) from None
+        # an unreadable style, a code for another model, a style the model encodes to NaN: usage errors,
+        # found before the first image (the codes are cached for the batch)
+        st.prepare_styles(styles, weights, style_size=args.style_size, stroke_size=args.stroke_size,
+                          stroke_map=bool(args.stroke_map), mask=bool(args.mask))
     style_label = args.style[0] if len(args.style) == 1 else args.style
-    return _process(items, st, args, opts, style_label)
+    return _process(items, st, args, styles, opts, style_label)
 
 
-def _process(items, st, args, opts, style_label) -> int:
-    import torch
-    from tqdm import tqdm
+def _process(items, st, args, styles, opts, style_label) -> int:
+    return _Batch(items, st, args, styles, opts, style_label).run()
 
-    from ..io.images import open_image, output_format, pil_to_tensor, save_image, tensor_to_pil
 
-    stdout_format = output_format(f"x.{args.format.lstrip('.')}") if args.format else "PNG"
-    failures = [it for it in items if it.error]
-    todo = [it for it in items if not it.error]
-    bar = tqdm(total=len(items), unit="img", file=sys.stderr, disable=args.quiet or len(items) < 2 or None,
-               dynamic_ncols=True)
-    say = lambda line: bar.write(line, file=sys.stderr)  # noqa: E731  (keeps the bar intact)
+class _Batch:
+    """Reads each item, stylizes same-size runs of ``--batch-size`` together, writes each result; a failed
+    item is reported (and counted) and the rest go on."""
 
-    def fail(it, msg: str) -> None:
+    def __init__(self, items, st, args, styles, opts, style_label):
+        from tqdm import tqdm
+
+        from ..io.images import output_format
+
+        self.items, self.st, self.args = items, st, args
+        self.styles, self.opts, self.style_label = styles, opts, style_label
+        self.stdout_format = output_format(f"x.{args.format.lstrip('.')}") if args.format else "PNG"
+        self.failures = [it for it in items if it.error]
+        self.bar = tqdm(total=len(items), unit="img", file=sys.stderr, disable=args.quiet or len(items) < 2 or None,
+                        dynamic_ncols=True)
+        self.pending: list = []  # (item, rgb, alpha, t0), all of one image size
+
+    def say(self, line: str) -> None:
+        self.bar.write(line, file=sys.stderr)  # keeps the bar intact
+
+    def fail(self, it, msg: str) -> None:
         it.error = msg
-        failures.append(it)
-        say(f"dinstyle: error: {msg}")
-        if args.json:
+        self.failures.append(it)
+        self.say(f"dinstyle: error: {msg}")
+        if self.args.json:
             print(json.dumps({"input": it.label, "ok": False, "error": msg}), flush=True)
-        bar.update(1)
+        self.bar.update(1)
 
-    for it in failures:
-        say(f"dinstyle: error: {it.error}")
-        bar.update(1)
-    batch: list = []  # (item, rgb, alpha, t0) of one size
+    def run(self) -> int:
+        for it in self.failures:  # found while expanding the inputs
+            self.say(f"dinstyle: error: {it.error}")
+            self.bar.update(1)
+        for it in [it for it in self.items if not it.error]:
+            self.read(it)
+        self.flush()
+        self.bar.close()
+        if self.failures and len(self.items) > 1:  # the summary, after a possibly long stream of output
+            print(f"dinstyle: {len(self.failures)} of {len(self.items)} failed:", file=sys.stderr)
+            for it in self.failures:
+                print(f"  {it.error}", file=sys.stderr)
+        return 1 if self.failures else 0
 
-    def flush() -> None:
-        if not batch:
+    def read(self, it) -> None:
+        from ..io.images import open_image
+
+        t0 = time.perf_counter()
+        try:
+            src = sys.stdin.buffer.read() if it.path is None else it.path
+            rgb, alpha = open_image(src, self.opts["max_pixels"], name=it.label)
+            rgb, alpha = _resize(rgb, alpha, self.args.size, self.args.max_size)
+        except DinstyleError as e:
+            return self.fail(it, str(e))
+        if self.pending and self.pending[0][1].size != rgb.size:  # a batch holds one image size
+            self.flush()
+        self.pending.append((it, rgb, alpha, t0))
+        if len(self.pending) >= self.args.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        import torch
+
+        from ..io.images import pil_to_tensor
+
+        if not self.pending:
             return
-        group, batch[:] = list(batch), []
+        group, self.pending = self.pending, []
         try:
             x = torch.cat([pil_to_tensor(rgb) for _, rgb, _, _ in group])
-            y = st.stylize(x, args.style, mask=args.mask, stroke_map=args.stroke_map, **opts)
+            y = self.st.stylize(x, self.styles, mask=self.args.mask, stroke_map=self.args.stroke_map, **self.opts)
         except UsageError:
             raise
         except DinstyleError as e:
             for it, *_ in group:
-                fail(it, str(e) if str(e).startswith(it.label) else f"{it.label}: {e}")
+                self.fail(it, str(e) if str(e).startswith(it.label) else f"{it.label}: {e}")
             return
-        for i, (it, rgb, alpha, t0) in enumerate(group):
-            try:
-                im = tensor_to_pil(y[i])
-                if alpha is not None:
-                    im.putalpha(alpha)
-                if it.output != "-":
-                    try:
-                        Path(it.output).parent.mkdir(parents=True, exist_ok=True)
-                    except (FileExistsError, NotADirectoryError):
-                        raise DinstyleError(f"{it.output}: a part of {Path(it.output).parent} is a file, "
-                                            "not a folder") from None
-                    except OSError as e:
-                        raise DinstyleError(f"{it.output}: cannot create its folder ({e.strerror or e})") from None
-                save_image(im, it.output, overwrite=args.overwrite, format=stdout_format if it.output == "-" else None)
-            except DinstyleError as e:
-                fail(it, str(e))
-                continue
-            if args.json:
-                print(json.dumps({"input": it.label, "output": str(it.output), "ok": True, "size": list(im.size),
-                                  "style": style_label, "model": st.model_id,
-                                  "seconds": round(time.perf_counter() - t0, 3), "device": str(st.device)}), flush=True)
-            elif it.output != "-":
-                bar.write(str(it.output), file=sys.stdout)
-            bar.update(1)
+        for i, (it, _, alpha, t0) in enumerate(group):
+            self.write(it, y[i], alpha, t0)
 
-    for it in todo:
-        t0 = time.perf_counter()
+    def write(self, it, y, alpha, t0: float) -> None:
+        from ..io.images import save_image, tensor_to_pil
+
         try:
-            src = sys.stdin.buffer.read() if it.path is None else it.path
-            rgb, alpha = open_image(src, opts["max_pixels"], name=it.label)
-            rgb, alpha = _resize(rgb, alpha, args.size, args.max_size)
+            im = tensor_to_pil(y)
+            if alpha is not None:
+                im.putalpha(alpha)
+            if it.output != "-":
+                _make_parent(it.output)
+            save_image(im, it.output, overwrite=self.args.overwrite,
+                       format=self.stdout_format if it.output == "-" else None)
         except DinstyleError as e:
-            fail(it, str(e))
-            continue
-        if batch and batch[0][1].size != rgb.size:  # a batch holds one image size
-            flush()
-        batch.append((it, rgb, alpha, t0))
-        if len(batch) >= args.batch_size:
-            flush()
-    flush()
-    bar.close()
-    if failures and len(items) > 1:  # the summary, after a possibly long stream of output
-        print(f"dinstyle: {len(failures)} of {len(items)} failed:", file=sys.stderr)
-        for it in failures:
-            print(f"  {it.error}", file=sys.stderr)
-    return 1 if failures else 0
+            return self.fail(it, str(e))
+        if self.args.json:
+            print(json.dumps({"input": it.label, "output": str(it.output), "ok": True, "size": list(im.size),
+                              "style": self.style_label, "model": self.st.model_id,
+                              "seconds": round(time.perf_counter() - t0, 3), "device": str(self.st.device)}), flush=True)
+        elif it.output != "-":
+            self.bar.write(str(it.output), file=sys.stdout)
+        self.bar.update(1)
+
+
+def _make_parent(output) -> None:
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DinstyleError(f"{output}: a part of {Path(output).parent} is a file, not a folder") from None
+    except OSError as e:
+        raise DinstyleError(f"{output}: cannot create its folder ({e.strerror or e})") from None

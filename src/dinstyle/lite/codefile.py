@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import DinstyleError
 from ..io.formats import FLOAT16_MAX, STYLE_CODE_FORMAT  # the tags the torch side writes
+from ..io.metadata import decode_metadata  # the torch side's codec too
 
 MAX_HEADER = 100 * 1024 * 1024
 DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
@@ -86,12 +87,7 @@ def read_style_code(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     tensors, raw = read_safetensors(path)
     if raw.get("format") != STYLE_CODE_FORMAT:
         raise DinstyleError(f"{path}: not a dinstyle style code (made by 'dinstyle encode-style')")
-    meta = {}
-    for k, v in raw.items():
-        try:
-            meta[k] = json.loads(v)
-        except ValueError:
-            meta[k] = v
+    meta = decode_metadata(raw)
     check_finite(tensors, str(path))  # before the cast: a float64 1e300 must not become a silent inf
     return {k: v.astype(np.float32) for k, v in tensors.items()}, meta
 

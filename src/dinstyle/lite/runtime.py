@@ -17,6 +17,20 @@ ImageLike = Union[str, os.PathLike, np.ndarray]
 Code = dict[str, np.ndarray]
 
 
+def session_options(threads: int | None):
+    """onnxruntime session options: ``threads`` intra-op threads (None = onnxruntime's default), quiet logs.
+
+    The one place they are made: this runtime's sessions and the Magenta baseline's (``eval.magenta``)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return opts
+
+
 def _session(path: Path, threads: int | None, providers: list[str] | None):
     try:
         import onnxruntime as ort
@@ -25,11 +39,7 @@ def _session(path: Path, threads: int | None, providers: list[str] | None):
 
     if not path.is_file():
         raise DinstyleError(f"{path}: missing from the model directory")
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+    opts = session_options(threads)
     try:
         return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs

@@ -56,34 +56,42 @@ def _finite(y: torch.Tensor) -> torch.Tensor:
 
 def _run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth) -> torch.Tensor:
     p = next(model.parameters())
-    dev, dt = p.device, p.dtype
-    codes = [c.to(dev, dt) for c in codes]
+    codes = [c.to(p.device, p.dtype) for c in codes]
     h, w = x.shape[-2:]
-    if tile is None and h * w <= max_pixels_untiled:
+    if tile is not None or h * w > max_pixels_untiled:
+        tile = tile or tile_for_budget(model, codes[0], max_pixels_untiled)
+    while True:  # tile None: the whole image in one piece
         try:
-            on_dev = lambda t: t.to(dev, dt)  # noqa: E731
-            stats_fn = None
-            if smooth is not None:
-                stats_fn = lambda level, f: smooth(level, *instance_stats(f, model.dins[level].eps))  # noqa: E731
-            y = model.stylize(on_dev(x), codes, alpha=alpha, masks=None if masks is None else [on_dev(m) for m in masks],
-                              stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke, stats_fn=stats_fn)
-            return y.to(x.device, torch.float32)
-        except Exception as e:
-            if not is_oom(e):
-                raise
-            _free(dev)
-            tile = tile_for_budget(model, codes[0], h * w // 2)
-            warnings.warn(f"out of memory for {w}x{h} in one piece: retrying in {tile}-px tiles", stacklevel=3)
-    tile = tile or tile_for_budget(model, codes[0], max_pixels_untiled)
-    while True:
-        try:
+            if tile is None:
+                return _run_whole(model, x, codes, alpha, masks, stroke, smooth)
             return stylize_tiled(model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
                                  progress=progress, smooth=smooth)
         except Exception as e:
             if not is_oom(e):
                 raise
-            _free(dev)
-            if tile <= MIN_TILE:
-                raise DinstyleError(f"out of memory even in {tile}-px tiles ({w}x{h}); try a smaller --max-size") from None
-            tile //= 2
-            warnings.warn(f"out of memory: retrying in {tile}-px tiles", stacklevel=3)
+            _free(p.device)
+            tile = _smaller_tile(model, codes[0], tile, w, h)
+
+
+def _run_whole(model, x, codes, alpha, masks, stroke, smooth) -> torch.Tensor:
+    p = next(model.parameters())
+    on_dev = lambda t: t.to(p.device, p.dtype)  # noqa: E731
+    stats_fn = None
+    if smooth is not None:
+        stats_fn = lambda level, f: smooth(level, *instance_stats(f, model.dins[level].eps))  # noqa: E731
+    y = model.stylize(on_dev(x), codes, alpha=alpha, masks=None if masks is None else [on_dev(m) for m in masks],
+                      stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke, stats_fn=stats_fn)
+    return y.to(x.device, torch.float32)
+
+
+def _smaller_tile(model, code, tile: int | None, w: int, h: int) -> int:
+    """The tile size to retry with after running out of memory in ``tile``-px tiles (None: in one piece).
+    Warnings point at the caller of ``run_model`` (stacklevel 4)."""
+    if tile is None:  # tiles of half the image's pixels (halo included)
+        tile = tile_for_budget(model, code, h * w // 2)
+        warnings.warn(f"out of memory for {w}x{h} in one piece: retrying in {tile}-px tiles", stacklevel=4)
+        return tile
+    if tile <= MIN_TILE:
+        raise DinstyleError(f"out of memory even in {tile}-px tiles ({w}x{h}); try a smaller --max-size") from None
+    warnings.warn(f"out of memory: retrying in {tile // 2}-px tiles", stacklevel=4)
+    return tile // 2

@@ -15,6 +15,7 @@ grid as in the untiled run.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
@@ -111,77 +112,109 @@ def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, codes: StyleCo
     """
     p = next(model.parameters())
     codes = [c.to(p.device) for c in ([codes] if isinstance(codes, StyleCode) else codes)]  # once, not per tile
-    m = model.pad_multiple
-    h, w = content.shape[-2:]
-    x, _ = pad_to_multiple(content, m)
-    masks = None if masks is None else [pad_to_multiple(mk, m)[0] for mk in masks]
-    if torch.is_tensor(stroke):
-        stroke = pad_to_multiple(stroke, m)[0]
-    tile = max(m, _round_up(tile, m))
-    if halo is None:
-        halo = receptive_radius(model, codes[0]) + blend
-    halo = _round_up(max(halo, blend), m)
-    hp, wp = x.shape[-2:]
-    boxes = plan_tiles(hp, wp, tile, halo, m)
-    n_levels = len(model.dins)
-    total, done = len(boxes) * (n_levels + 1), 0
+    tiles = _Tiles(model, content, codes, alpha, masks, stroke, tile, halo, blend, progress)
+    return tiles.blend(tiles.whole_image_stats(smooth))
 
-    def run(box: Box, stats_fn) -> torch.Tensor:
-        nonlocal done
-        y0, y1, x0, x1 = box
-        crop = lambda t: t[..., y0:y1, x0:x1].to(p.device, p.dtype)  # noqa: E731
+
+class _Tiles:
+    """One tiled run: the padded inputs, the tile plan and the progress count that every pass shares."""
+
+    def __init__(self, model: StyleTransferNet, content: torch.Tensor, codes: list[StyleCode], alpha: float,
+                 masks: Sequence[torch.Tensor] | None, stroke: float | torch.Tensor | None, tile: int,
+                 halo: int | None, blend: int, progress: Callable[[int, int], None] | None):
+        p = next(model.parameters())
+        self.model, self.codes, self.alpha, self.blend_px, self.progress = model, codes, alpha, blend, progress
+        self.device, self.dtype, self.out_device = p.device, p.dtype, content.device
+        m = model.pad_multiple
+        self.batch, (self.h, self.w) = content.shape[0], content.shape[-2:]
+        self.x, _ = pad_to_multiple(content, m)
+        self.masks = None if masks is None else [pad_to_multiple(mk, m)[0] for mk in masks]
+        self.stroke = pad_to_multiple(stroke, m)[0] if torch.is_tensor(stroke) else stroke
+        if halo is None:
+            halo = receptive_radius(model, codes[0]) + blend
+        self.hp, self.wp = self.x.shape[-2:]
+        self.boxes = plan_tiles(self.hp, self.wp, max(m, _round_up(tile, m)), _round_up(max(halo, blend), m), m)
+        self.done, self.total = 0, len(self.boxes) * (len(model.dins) + 1)  # a pass per DIN level, then the last
+
+    def run(self, box: Box, stats_fn) -> torch.Tensor:
+        """The model on one tile (moved to its device); counts towards ``progress`` even when stopped early."""
+        crop = lambda t: t[..., box[0]:box[1], box[2]:box[3]].to(self.device, self.dtype)  # noqa: E731
         try:
-            return model.stylize(crop(x), codes, alpha=alpha,
-                                 masks=None if masks is None else [crop(mk) for mk in masks],
-                                 stats_fn=stats_fn, stroke=crop(stroke) if torch.is_tensor(stroke) else stroke)
+            return self.model.stylize(crop(self.x), self.codes, alpha=self.alpha,
+                                      masks=None if self.masks is None else [crop(mk) for mk in self.masks],
+                                      stats_fn=stats_fn,
+                                      stroke=crop(self.stroke) if torch.is_tensor(self.stroke) else self.stroke)
         finally:
-            done += 1
-            if progress:
-                progress(done, total)
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total)
 
-    fixed: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    while len(fixed) < n_levels:
-        target, acc = None, None
-        for core, box in boxes:
-            def measure(level: str, f: torch.Tensor):
-                nonlocal target, acc
-                if level in fixed:
-                    return fixed[level]
-                if target is None:
-                    target = level
-                elif level != target:
-                    raise RuntimeError(f"DIN level order varies between tiles ({target} vs {level})")
-                s = (box[1] - box[0]) // f.shape[-2]  # this level's stride in image pixels
-                a, b = (core[0] - box[0]) // s, (core[1] - box[0]) // s
-                c, d = (core[2] - box[2]) // s, (core[3] - box[2]) // s
-                region = f[..., a:b, c:d].double()
-                part = torch.stack([region.sum((2, 3)), region.square().sum((2, 3))])
-                acc = (part, region[0, 0].numel()) if acc is None else (acc[0] + part, acc[1] + region[0, 0].numel())
-                raise _StopTile
+    def whole_image_stats(self, smooth) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(mean, std) of every DIN level over the whole image, one level per pass (each depends on the last)."""
+        fixed: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        while len(fixed) < len(self.model.dins):
+            sums = self._measure_next_level(fixed)
+            if sums is None:
+                break
+            fixed[sums.level] = sums.mean_std(self.model.dins[sums.level].eps, self.device, self.dtype)
+            if smooth is not None:
+                fixed[sums.level] = smooth(sums.level, *fixed[sums.level])
+        return fixed
 
+    def _measure_next_level(self, fixed: dict) -> _LevelSums | None:
+        """Sums of the first level not in ``fixed`` over every tile's core; None when no such level is called."""
+        sums = _LevelSums(fixed)
+        for core, box in self.boxes:
             try:
-                run(box, measure)
+                self.run(box, partial(sums.add, core, box))
             except _StopTile:
                 pass
-            if target is None:  # a tile ran through: every level that is called is already fixed
-                break
-        if target is None:
-            break
-        (s1, s2), n = acc
-        mean = s1 / n
-        var = (s2 / n - mean.square()).clamp(min=0)
-        std = (var + model.dins[target].eps).sqrt()
-        shape = (*mean.shape, 1, 1)
-        fixed[target] = (mean.view(shape).to(p.device, p.dtype), std.view(shape).to(p.device, p.dtype))
-        if smooth is not None:
-            fixed[target] = smooth(target, *fixed[target])
+            if sums.level is None:  # a tile ran through: every level that is called is already fixed
+                return None
+        return sums
 
-    out = torch.zeros(content.shape[0], 3, hp, wp, device=content.device)
-    weight = torch.zeros(1, 1, hp, wp, device=content.device)
-    use_fixed = lambda level, f: fixed.get(level)  # noqa: E731
-    for core, box in boxes:
-        y = run(box, use_fixed).to(content.device, torch.float32)
-        win = _window(core, box, blend).to(content.device)
-        out[..., box[0]:box[1], box[2]:box[3]] += y * win
-        weight[..., box[0]:box[1], box[2]:box[3]] += win
-    return (out / weight)[..., :h, :w]
+    def blend(self, fixed: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Every tile with the whole-image statistics, cores feathered together over ``blend`` px of halo."""
+        out = torch.zeros(self.batch, 3, self.hp, self.wp, device=self.out_device)
+        weight = torch.zeros(1, 1, self.hp, self.wp, device=self.out_device)
+        for core, box in self.boxes:
+            y = self.run(box, lambda level, _f: fixed.get(level)).to(self.out_device, torch.float32)
+            win = _window(core, box, self.blend_px).to(self.out_device)
+            out[..., box[0]:box[1], box[2]:box[3]] += y * win
+            weight[..., box[0]:box[1], box[2]:box[3]] += win
+        return (out / weight)[..., :self.h, :self.w]
+
+
+class _LevelSums:
+    """Stats hook of one measuring pass: levels in ``fixed`` get their statistics, the first other level is
+    summed over the tile's core (its pre-norm features, in float64) and the tile stops there."""
+
+    def __init__(self, fixed: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+        self.fixed = fixed
+        self.level: str | None = None  # the level this pass measures, set by the first tile
+        self.sums: torch.Tensor | None = None  # stacked per-channel sum and sum of squares
+        self.count = 0  # pixels summed, per channel
+
+    def add(self, core: Box, box: Box, level: str, f: torch.Tensor):
+        if level in self.fixed:
+            return self.fixed[level]
+        if self.level is None:
+            self.level = level
+        elif level != self.level:
+            raise RuntimeError(f"DIN level order varies between tiles ({self.level} vs {level})")
+        s = (box[1] - box[0]) // f.shape[-2]  # this level's stride in image pixels
+        a, b = (core[0] - box[0]) // s, (core[1] - box[0]) // s
+        c, d = (core[2] - box[2]) // s, (core[3] - box[2]) // s
+        region = f[..., a:b, c:d].double()
+        part = torch.stack([region.sum((2, 3)), region.square().sum((2, 3))])
+        self.sums = part if self.sums is None else self.sums + part
+        self.count += region[0, 0].numel()
+        raise _StopTile
+
+    def mean_std(self, eps: float, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        s1, s2 = self.sums
+        mean = s1 / self.count
+        var = (s2 / self.count - mean.square()).clamp(min=0)
+        std = (var + eps).sqrt()
+        shape = (*mean.shape, 1, 1)
+        return mean.view(shape).to(device, dtype), std.view(shape).to(device, dtype)

@@ -197,55 +197,81 @@ class _Run:
 
     def run(self) -> TrainResult:
         self._setup()
-        cfg, main = self.cfg, self.info.main
-        self.pending_bad: list[str] = []
-        self.last_checkpoint = self.step if self.resume else -1
-        self.progress = Progress(cfg.steps, self.step, enabled=main and cfg.progress)
-        self.log = LogWriter(self.run_dir / "log.jsonl" if main else None)
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        reason, started = "done", time.monotonic()
-        batch_images = cfg.batch_size * self.info.world
+        self._open_outputs()
+        handlers = self._catch_signals()
         try:
-            loader = make_loader(self.dataset, cfg.batch_size, self.position, self.info.rank, self.info.world,
-                                 cfg.workers, pin_memory=self.device.type == "cuda")
-            batches, window, consecutive_bad = iter(loader), Throughput(), 0
-            while self.step < cfg.steps:
-                content, style, bad = self._next_batch(batches)
-                self.pending_bad += [r for b in bad for r in b.split("\n") if r]
-                over_time = cfg.max_minutes > 0 and time.monotonic() - started > cfg.max_minutes * 60
-                result = self.learner.step(self.step, self.learner.to_input(content), self.learner.to_input(style),
-                                           stop=over_time or self.signal_name is not None)
-                self.step += 1
-                self.position += batch_images
-                window.add(batch_images)
-                if result.ok:
-                    consecutive_bad = 0
-                else:
-                    self.bad_steps, consecutive_bad = self.bad_steps + 1, consecutive_bad + 1
-                    self.progress.say(f"dinstyle: warning: step {self.step}: non-finite loss or gradient; "
-                                      f"update skipped ({consecutive_bad} in a row)")
-                    if consecutive_bad >= cfg.max_bad_steps:
-                        self._log(result, window.rate(reset=True))
-                        raise DinstyleError(f"{consecutive_bad} non-finite steps in a row at step {self.step}: "
-                                            f"stopping (try a lower --lr; last checkpoint in {self.run_dir})")
-                self.progress.update(result.terms, window.rate())
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps or result.stop or not result.ok:
-                    self._log(result, window.rate(reset=True))
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self._samples()
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                    self._checkpoint()
-                if result.stop:
-                    reason = self.signal_name or ("time budget" if over_time else "stop requested by another process")
-                    break
-            return self._finish(reason)
+            return self._finish(self._train())
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
             self.progress.close()
             self.log.close()
+
+    def _open_outputs(self) -> None:
+        cfg, main = self.cfg, self.info.main
+        self.pending_bad: list[str] = []
+        self.last_checkpoint = self.step if self.resume else -1
+        self.progress = Progress(cfg.steps, self.step, enabled=main and cfg.progress)
+        self.log = LogWriter(self.run_dir / "log.jsonl" if main else None)
+
+    def _catch_signals(self) -> dict:
+        """SIGINT/SIGTERM finish the current step and checkpoint; returns the handlers to put back."""
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set them
+            return {}
+        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _train(self) -> str:
+        """Steps until ``cfg.steps`` or a stop; returns the reason."""
+        cfg, started = self.cfg, time.monotonic()
+        self.batch_images = cfg.batch_size * self.info.world
+        loader = make_loader(self.dataset, cfg.batch_size, self.position, self.info.rank, self.info.world,
+                             cfg.workers, pin_memory=self.device.type == "cuda")
+        batches, self.window, self.consecutive_bad = iter(loader), Throughput(), 0
+        while self.step < cfg.steps:
+            result, over_time = self._step(batches, started)
+            self._count_bad(result)
+            self._periodic_duties(result)
+            if result.stop:
+                return self.signal_name or ("time budget" if over_time else "stop requested by another process")
+        return "done"
+
+    def _step(self, batches, started: float):
+        """One optimisation step on the next batch: (its result, whether the time budget was spent before it).
+        ``stop=`` is this process's vote; ``result.stop`` is everyone's, so all processes stop at the same step."""
+        content, style, bad = self._next_batch(batches)
+        self.pending_bad += [r for b in bad for r in b.split("\n") if r]
+        over_time = self.cfg.max_minutes > 0 and time.monotonic() - started > self.cfg.max_minutes * 60
+        result = self.learner.step(self.step, self.learner.to_input(content), self.learner.to_input(style),
+                                   stop=over_time or self.signal_name is not None)
+        self.step += 1
+        self.position += self.batch_images
+        self.window.add(self.batch_images)
+        return result, over_time
+
+    def _count_bad(self, result) -> None:
+        """A step with a non-finite loss or gradient was skipped: warn, and stop after too many in a row."""
+        if result.ok:
+            self.consecutive_bad = 0
+            return
+        self.bad_steps, self.consecutive_bad = self.bad_steps + 1, self.consecutive_bad + 1
+        self.progress.say(f"dinstyle: warning: step {self.step}: non-finite loss or gradient; "
+                          f"update skipped ({self.consecutive_bad} in a row)")
+        if self.consecutive_bad >= self.cfg.max_bad_steps:
+            self._log(result, self.window.rate(reset=True))
+            raise DinstyleError(f"{self.consecutive_bad} non-finite steps in a row at step {self.step}: "
+                                f"stopping (try a lower --lr; last checkpoint in {self.run_dir})")
+
+    def _periodic_duties(self, result) -> None:
+        """Progress after every step; log, samples and checkpoints at their intervals (the log also on the
+        last, a stopping or a skipped step)."""
+        cfg = self.cfg
+        self.progress.update(result.terms, self.window.rate())
+        if self.step % cfg.log_every == 0 or self.step == cfg.steps or result.stop or not result.ok:
+            self._log(result, self.window.rate(reset=True))
+        if cfg.sample_every and self.step % cfg.sample_every == 0:
+            self._samples()
+        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            self._checkpoint()
 
     def _finish(self, reason: str) -> TrainResult:
         if self.last_checkpoint != self.step:

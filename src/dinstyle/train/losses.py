@@ -43,7 +43,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def feature_scales(net: Backbone, taps: list[str], size: int = 96) -> dict[str, float]:
     """RMS of each tap's features on two fixed synthetic pictures (deterministic; computed on CPU)."""
-    from .synthetic import synthetic_image
+    from .synthetic_data import synthetic_image
 
     rng = np.random.default_rng(0)
     x = torch.from_numpy(np.stack([synthetic_image(rng, size, size) for _ in range(2)])).permute(0, 3, 1, 2)

@@ -170,54 +170,22 @@ def transcode(in_path: str | os.PathLike, out_path: str | os.PathLike, begin: Ca
     import av
     from tqdm import tqdm
 
-    from ..io.videofiles import VideoReader, VideoWriter, check_paths, needs_even_size, sigterm_as_interrupt, to_rgb
+    from ..io.videofiles import check_paths, needs_even_size, sigterm_as_interrupt
 
     in_path, out_path = Path(in_path), Path(out_path)
     output_size(16, 16, size, max_size)  # usage errors before any work
     check_paths(in_path, out_path, overwrite, inputs)
     even = needs_even_size(out_path)
-    reader = VideoReader(in_path, start, duration, max_pixels)
-    try:
-        tmp = atomic_path(out_path)
-    except OSError as e:
-        reader.close()
-        raise DinstyleError(f"{out_path.parent}: cannot write here ({e.strerror or e})") from None
-    writer: VideoWriter | None = None
-    pending_audio: list = []  # audio demuxed before the first frame opened the writer
-    times: list[float] = []  # presentation time of every decoded frame
-
-    def on_audio(packet, seg_start):
-        (writer.write_audio(packet, seg_start) if writer else pending_audio.append((packet, seg_start)))
-
-    def frames() -> Iterator[np.ndarray]:
-        nonlocal writer
-        for frame, t in reader.frames(on_audio):
-            if writer is None:  # the first frame fixes the size (the header may not know it)
-                content_wh = output_size(frame.width, frame.height, size, max_size)
-                w, h = (v + v % 2 if even else v for v in content_wh)
-                writer = VideoWriter(tmp, out_path, w, h, reader.fps, reader.audio)
-                for packet, s in pending_audio:
-                    writer.write_audio(packet, s)
-                pending_audio.clear()
-            times.append(t)
-            yield _pad_to(to_rgb(frame, *content_wh), writer.video.width, writer.video.height)
-
-    n = 0
+    reader, tmp = _open_files(in_path, out_path, start, duration, max_pixels)
+    job = _Transcode(reader, tmp, out_path, size, max_size, even)
     try:
         with sigterm_as_interrupt(), tqdm(total=reader.expected_frames(), unit="frame", disable=not progress,
                                            dynamic_ncols=True, desc=out_path.name, leave=False) as bar:
             stylize = begin()
-            t_start = time.perf_counter()  # frames/s counts the per-frame work, not the style encoding
-            for out in stylize(frames()):
-                writer.write(out, times[n])
-                n += 1
-                bar.update(1)
-            writer.close()
-            elapsed = time.perf_counter() - t_start
+            n, elapsed = job.write_all(stylize, bar)
             os.replace(tmp, out_path)
     except BaseException as e:
-        if writer is not None:
-            writer.abort()
+        job.abort()
         if isinstance(e, (OSError, av.FFmpegError)):  # disk full, encoder refused...: one line, no traceback
             msg = str(e).splitlines()[0] if str(e) else repr(e)
             raise DinstyleError(f"{out_path}: cannot write video ({msg})") from None
@@ -225,9 +193,79 @@ def transcode(in_path: str | os.PathLike, out_path: str | os.PathLike, begin: Ca
     finally:
         reader.close()
         tmp.unlink(missing_ok=True)
-    return {"output": str(out_path), "frames": n, "width": writer.video.width, "height": writer.video.height,
-            "fps": float(reader.fps), "audio": writer.audio_note, "seconds": round(elapsed, 3),
-            "frames_per_second": round(n / elapsed, 2) if elapsed > 0 else None, **(summary or {})}
+    return job.report(n, elapsed, summary)
+
+
+def _open_files(in_path: Path, out_path: Path, start: float, duration: float | None, max_pixels: int | None):
+    """The opened input and the temporary sibling of ``out_path`` that is written, then renamed."""
+    from ..io.videofiles import VideoReader
+
+    reader = VideoReader(in_path, start, duration, max_pixels)
+    try:
+        return reader, atomic_path(out_path)
+    except OSError as e:
+        reader.close()
+        raise DinstyleError(f"{out_path.parent}: cannot write here ({e.strerror or e})") from None
+
+
+class _Transcode:
+    """Decoded frames in, stylized frames out to ``tmp``. The writer opens on the first frame, whose size
+    fixes the output's (the header may not know it); audio demuxed before then waits in ``pending_audio``."""
+
+    def __init__(self, reader, tmp: Path, out_path: Path, size: int | None, max_size: int | None, even: bool):
+        self.reader, self.tmp, self.out_path = reader, tmp, out_path
+        self.size, self.max_size, self.even = size, max_size, even
+        self.writer = None
+        self.content_wh: tuple[int, int] | None = None  # every frame is scaled to this (the first frame's)
+        self.pending_audio: list = []
+        self.times: list[float] = []  # presentation time of every decoded frame
+
+    def on_audio(self, packet, seg_start) -> None:
+        if self.writer:
+            self.writer.write_audio(packet, seg_start)
+        else:
+            self.pending_audio.append((packet, seg_start))
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The input's RGB frames at the output size (padded to the writer's even size where needed)."""
+        from ..io.videofiles import to_rgb
+
+        for frame, t in self.reader.frames(self.on_audio):
+            if self.writer is None:
+                self._open_writer(frame)
+            self.times.append(t)
+            yield _pad_to(to_rgb(frame, *self.content_wh), self.writer.video.width, self.writer.video.height)
+
+    def _open_writer(self, frame) -> None:
+        from ..io.videofiles import VideoWriter
+
+        self.content_wh = output_size(frame.width, frame.height, self.size, self.max_size)
+        w, h = (v + v % 2 if self.even else v for v in self.content_wh)
+        self.writer = VideoWriter(self.tmp, self.out_path, w, h, self.reader.fps, self.reader.audio)
+        for packet, s in self.pending_audio:
+            self.writer.write_audio(packet, s)
+        self.pending_audio.clear()
+
+    def write_all(self, stylize: FrameFn, bar) -> tuple[int, float]:
+        """Every stylized frame at its input frame's time; (frames, seconds of per-frame work)."""
+        t_start = time.perf_counter()  # frames/s counts the per-frame work, not the style encoding
+        n = 0
+        for out in stylize(self.frames()):
+            self.writer.write(out, self.times[n])
+            n += 1
+            bar.update(1)
+        self.writer.close()
+        return n, time.perf_counter() - t_start
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+    def report(self, n: int, elapsed: float, summary: dict | None) -> dict:
+        return {"output": str(self.out_path), "frames": n, "width": self.writer.video.width,
+                "height": self.writer.video.height, "fps": float(self.reader.fps), "audio": self.writer.audio_note,
+                "seconds": round(elapsed, 3), "frames_per_second": round(n / elapsed, 2) if elapsed > 0 else None,
+                **(summary or {})}
 
 
 def _pad_to(rgb: np.ndarray, w: int, h: int) -> np.ndarray:

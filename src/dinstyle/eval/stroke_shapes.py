@@ -1,4 +1,4 @@
-"""Non-natural content images made in code (no files): the test set of the stroke-placement metric.
+"""Non-natural content images made in code (no files): the test set of the stroke-placement metric (``stroke``).
 
 Three kinds, each mostly flat with some structure, drawn at 2x and downsampled (antialiased edges):
 ``shapes`` (flat-colour rectangles, ellipses, polygons), ``text`` (lines of text in Pillow's default

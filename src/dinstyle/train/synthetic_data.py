@@ -1,4 +1,4 @@
-"""Generated image folders: smooth colourful pictures, and one file of each kind check-data reports.
+"""Generated training data: folders of smooth colourful pictures, and one file of each kind check-data reports.
 
 For tests, demos and smoke-testing a training setup without downloading data.
 """
