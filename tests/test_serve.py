@@ -241,6 +241,7 @@ def test_styles_info_and_the_page(server):
     assert status == 200 and headers["content-type"] == "image/jpeg" and image(body).format == "JPEG"
     info = json.loads(server.get("/api/info")[2])
     assert info["model"].startswith("din-mobilenet") and info["max_upload_bytes"] == MAX_UPLOAD_MB * 1024 * 1024
+    assert info["stroke_control"] is True  # din-magenta, which sees styles at one size, says False
     status, headers, body = server.get("/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in headers["content-security-policy"]

@@ -150,6 +150,21 @@ def test_init_from_a_model_file_takes_its_arch_and_config(data, tmp_path):
         train(resolve({**cfg.__dict__, "arch": "adain", "run": str(tmp_path / "c")}))
 
 
+def test_freeze_keeps_the_named_parameters_and_trains_the_rest(data, tmp_path):
+    first = train(tiny(data, tmp_path / "a", steps=1))
+    before = load_model_file(first.model_path).state_dict()
+    cfg = tiny(data, tmp_path / "b", steps=3, init=str(first.model_path), arch="", model={}, lr=1e-2,
+               freeze=("encoder", "style_encoder.weight_nets"))
+    after = load_model_file(train(cfg).model_path).state_dict()
+    frozen = [k for k in before if k.startswith(("encoder.", "style_encoder.weight_nets"))]
+    trained = [k for k in before if k.startswith(("up2", "out", "style_encoder.bias_nets"))]
+    assert frozen and trained
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in trained)
+    with pytest.raises(UsageError, match="--freeze nope: no parameter"):
+        train(tiny(data, tmp_path / "c", freeze=("nope",)))
+
+
 def test_training_on_a_folder_of_problem_files_still_runs(data, tmp_path):
     bad = tmp_path / "bad"
     make_problem_images(bad, 32)

@@ -163,6 +163,9 @@ class Stylizer:
             raise UsageError(f"stroke factor must be a positive number, got {factor}")
         sources = [style_source(s) for s in styles]
         check_resizable(sources, size is not None or factor != 1.0)
+        if (size is not None or factor != 1.0) and not self.model.style_size_matters:
+            warnings.warn(f"{self.model.arch} sees every style at one fixed size: --style-size, --stroke-size and "
+                          "--stroke-map do not change its strokes", stacklevel=3)
         codes = [self.encode_style(s, round((size or self.style_size) / factor)) for s in sources]
         if len(codes) == 1:
             return codes[0]

@@ -20,7 +20,7 @@ def _tuple_of(kind: type):
 
 
 def register(sub) -> None:
-    from ..train.config import TrainConfig
+    from ..train.config import TrainConfig, element_type
     from ..train.teacher_config import FIELDS as TEACHER_FIELDS
     from ..train.teacher_config import TEACHERS
 
@@ -43,7 +43,7 @@ def register(sub) -> None:
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(default, tuple):
-            p.add_argument(flag, type=_tuple_of(type(default[0])), metavar="A,B", **kw)
+            p.add_argument(flag, type=_tuple_of(element_type(default)), metavar="A,B", **kw)
         else:
             # --run-dir: torchrun's own parser takes '--run' for an abbreviation of its --run-path
             flags = [flag, "--run-dir"] if f.name == "run" else [flag]
@@ -56,7 +56,7 @@ def register(sub) -> None:
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(default, tuple):
-            p.add_argument(flag, type=_tuple_of(type(default[0])), metavar="A,B", **kw)
+            p.add_argument(flag, type=_tuple_of(element_type(default)), metavar="A,B", **kw)
         else:
             p.add_argument(flag, type=type(default), **kw)
     p.set_defaults(func=run)

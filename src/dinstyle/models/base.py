@@ -48,6 +48,8 @@ class StyleTransferNet(nn.Module):
 
     arch: str = ""
     pad_multiple: int = 8
+    # False where the style encoder sees every style at one fixed size (stroke controls then do nothing)
+    style_size_matters: bool = True
 
     def __init__(self, config):
         super().__init__()

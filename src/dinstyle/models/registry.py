@@ -20,6 +20,7 @@ from ..version import __version__
 from .adain import AdaIN, AdaINConfig
 from .base import StyleTransferNet
 from .din_fast import DINFast, DINFastConfig
+from .din_magenta import DINMagenta, DINMagentaConfig
 from .din_mobilenet import DINMobileNet, DINMobileNetConfig
 from .din_vgg import DINVGG, DINVGGConfig
 
@@ -28,6 +29,7 @@ ARCHS: dict[str, tuple[type[StyleTransferNet], type, dict]] = {
     "din-mobilenet-deform": (DINMobileNet, DINMobileNetConfig, {"deformable": True}),
     "din-fast": (DINFast, DINFastConfig, {}),
     "din-fast-deform": (DINFast, DINFastConfig, {"deformable": True}),
+    "din-magenta": (DINMagenta, DINMagentaConfig, {}),
     "din-vgg": (DINVGG, DINVGGConfig, {}),
     "adain": (AdaIN, AdaINConfig, {}),
 }

@@ -66,6 +66,8 @@ class TrainConfig:
     lr: float = _f(1e-4, "Adam learning rate at step 0")
     lr_decay: float = _f(5e-5, "inverse decay: lr = lr0 / (1 + lr_decay * step)")
     grad_clip: float = _f(0.0, "clip the gradient norm to this (0 = off)")
+    freeze: tuple[str, ...] = _f((), "parameter-name prefixes kept fixed, e.g. contract,convs,style_encoder.predictor "
+                                     "(fine-tuning a converted or trained model)")
     max_bad_steps: int = _f(20, "stop after this many consecutive non-finite steps")
     seed: int = _f(0, "random seed (model init, data order, crops)")
     # --- runtime
@@ -86,6 +88,11 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 # May differ on --resume: they change where/how fast the run goes, not what it computes.
 RESUMABLE = {"content", "style", "workers", "device", "precision", "compile", "run", "log_every", "sample_every",
              "checkpoint_every", "keep_checkpoints", "max_minutes", "progress", "steps", "max_bad_steps"}
+
+
+def element_type(default: tuple) -> type:
+    """The element type of a tuple setting (an empty default holds strings)."""
+    return type(default[0]) if default else str
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -112,7 +119,7 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(ref, tuple):
         if not isinstance(value, (list, tuple)):
             raise bad
-        kind = type(ref[0])
+        kind = element_type(ref)
         try:
             return tuple(kind(v) for v in value)
         except (TypeError, ValueError):

@@ -42,6 +42,18 @@ class InverseDecayLR:
         self.lr, self.decay = float(state["lr"]), float(state["decay"])
 
 
+def freeze_parameters(model: nn.Module, prefixes: tuple[str, ...]) -> None:
+    """Keep the parameters whose names start with any of ``prefixes`` fixed; a prefix matching nothing is a
+    usage error (a typo would otherwise train everything)."""
+    for prefix in prefixes:
+        matched = [p for n, p in model.named_parameters() if n == prefix or n.startswith(prefix.rstrip(".") + ".")]
+        if not matched:
+            raise UsageError(f"--freeze {prefix}: no parameter of the model is named so "
+                             f"(top-level names: {', '.join(sorted({n.split('.')[0] for n, _ in model.named_parameters()}))})")
+        for p in matched:
+            p.requires_grad_(False)
+
+
 class TrainForward(nn.Module):
     """Stylized output and the alpha=0 reconstruction in ONE forward call (DDP allows one per backward)."""
 
@@ -98,6 +110,7 @@ class Learner:
         self.model.to(device).train()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        freeze_parameters(self.model, cfg.freeze)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise UsageError(f"{cfg.arch} has no trainable parameters")

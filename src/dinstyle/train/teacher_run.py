@@ -69,6 +69,9 @@ class TeacherRun:
             model = create_model(cfg.arch, **model_cfg)
         except (TypeError, ValueError) as e:
             raise UsageError(f"model {cfg.arch}: {e}") from None
+        if not hasattr(model.style_encoder, "taps"):  # the style bank caches a frozen backbone's taps
+            raise UsageError(f"--teacher training needs a style encoder on a frozen backbone (din-fast, "
+                             f"din-mobilenet, din-vgg); {cfg.arch} trains with the paper's recipe (no --teacher)")
         if cfg.init and not self.resume:
             load_trainable(model, cfg.init)
         return model

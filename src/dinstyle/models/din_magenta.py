@@ -1,0 +1,117 @@
+"""din-magenta: Magenta's arbitrary-stylization network (Ghiasi et al. 2017) written as a DIN model.
+
+Its transfer network normalises with conditional instance norm: after each of 13 convs, instance norm,
+then a per-channel scale and shift that are linear maps of a 100-d style vector. That is DIN with a 1x1
+depthwise dynamic kernel (the AdaIN special case), so the network is a DIN model as it stands:
+
+content -> 9x9 conv (8) -> 3x3 s2 (16) -> 3x3 s2 (32)                      contract, style-free
+        -> 5 x [conv, DIN, ReLU, conv, DIN] + skip                           at 1/4
+        -> up, conv (16), DIN, ReLU -> up, conv (8), DIN, ReLU -> 9x9 conv (3), DIN, sigmoid
+
+Style side: Magenta's MobileNetV2 style predictor (style image -> 100-d vector), then per DIN level a
+linear "weight net" (vector -> kernel) and "bias net" (vector -> bias). Both sides carry Magenta's trained
+weights (Apache-2.0, converted by ``tools/convert_magenta.py``), so the model starts as a trained one.
+
+``alpha`` blends style codes, not features: the network was never trained to run un-normalised, so
+alpha < 1 moves the code towards the code of the *average photo* (``neutral_vector``, the mean predictor
+vector over the training photos), where the network renders a photo-like picture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers.din import DIN
+from .base import DINContext, StyleTransferNet
+from .blocks import Conv
+from .magenta_predictor import PREDICTOR_SIZE, VECTOR_SIZE, MagentaStylePredictor
+from .stylecode import StyleCode
+
+
+@dataclass
+class DINMagentaConfig:
+    widths: tuple[int, int, int] = (8, 16, 32)  # channels at 1, 1/2, 1/4
+    res_blocks: int = 5
+    style_size: int = 256  # the predictor was trained on 256x256 styles (it always sees that size)
+    style_encoder: str = "magenta-mobilenet-v2"  # recorded in model files; its weights are in the file
+
+
+def level_names(res_blocks: int) -> list[str]:
+    """The DIN levels in the order the decoder calls them."""
+    return [f"res{i}{ab}" for i in range(1, res_blocks + 1) for ab in "ab"] + ["up2", "up1", "out"]
+
+
+class MagentaStyleEncoder(nn.Module):
+    """Style image -> 100-d vector -> per level a (C, 1, 1, 1) depthwise kernel and a (C,) bias."""
+
+    def __init__(self, channels: dict[str, int]):
+        super().__init__()
+        self.predictor = MagentaStylePredictor()
+        self.weight_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c) for n, c in channels.items()})
+        self.bias_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c) for n, c in channels.items()})
+
+    def from_vector(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        code = {}
+        for name, net in self.weight_nets.items():
+            code[f"{name}.weight"] = net(v)[:, :, None, None, None]
+            code[f"{name}.bias"] = self.bias_nets[name](v)
+        return code
+
+    def forward(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        # The predictor sees every style at its training size, 256x256 (the API has already resized the long
+        # side to the model's style size, 256): TF "SAME" padding depends on the size's parity, and a fixed
+        # size keeps the exported graph right for every style size.
+        size = (PREDICTOR_SIZE, PREDICTOR_SIZE)
+        return self.from_vector(self.predictor(F.interpolate(style, size=size, mode="bilinear", align_corners=False)))
+
+
+class DINMagenta(StyleTransferNet):
+    arch = "din-magenta"
+    pad_multiple = 4
+    style_size_matters = False  # the predictor always sees 256x256
+
+    def __init__(self, config: DINMagentaConfig | None = None):
+        super().__init__(config or DINMagentaConfig())
+        c1, c2, c4 = self.config.widths
+        self.contract = nn.Sequential(Conv(3, c1, 9), Conv(c1, c2, stride=2), Conv(c2, c4, stride=2))
+        names = level_names(self.config.res_blocks)
+        channels = {n: c4 for n in names[:-3]} | {"up2": c2, "up1": c1, "out": 3}
+        self.dins = nn.ModuleDict({n: DIN(c, kernel_size=1, groups=c) for n, c in channels.items()})
+        # The convs before a DIN have no bias: instance norm would remove it.
+        self.convs = nn.ModuleDict({n: nn.Conv2d(c4, c4, 3, bias=False) for n in names[:-3]})
+        self.convs["up2"] = nn.Conv2d(c4, c2, 3, bias=False)
+        self.convs["up1"] = nn.Conv2d(c2, c1, 3, bias=False)
+        self.convs["out"] = nn.Conv2d(c1, 3, 9, bias=False)
+        self.style_encoder = MagentaStyleEncoder(channels)
+        # mean style vector of photos: alpha=0's code (zeros until converted weights fill it)
+        self.register_buffer("neutral_vector", torch.zeros(VECTOR_SIZE))
+
+    def _conv_din(self, ctx: DINContext, name: str, x: torch.Tensor) -> torch.Tensor:
+        conv = self.convs[name]
+        p = conv.kernel_size[0] // 2
+        return self.apply_din(ctx, name, conv(F.pad(x, (p, p, p, p), mode="reflect")))
+
+    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+        return self.contract(x)
+
+    def decode(self, x: torch.Tensor, ctx: DINContext) -> torch.Tensor:
+        for i in range(1, self.config.res_blocks + 1):
+            x = x + self._conv_din(ctx, f"res{i}b", F.relu(self._conv_din(ctx, f"res{i}a", x)))
+        x = F.relu(self._conv_din(ctx, "up2", F.interpolate(x, scale_factor=2.0, mode="nearest")))
+        x = F.relu(self._conv_din(ctx, "up1", F.interpolate(x, scale_factor=2.0, mode="nearest")))
+        return torch.sigmoid(self._conv_din(ctx, "out", x))
+
+    def neutral_code(self) -> StyleCode:
+        return StyleCode(self.style_encoder.from_vector(self.neutral_vector[None]))
+
+    def stylize(self, content, code, alpha=1.0, masks=None, stats_fn=None, stroke=None) -> torch.Tensor:
+        """As every model's, except that ``alpha`` blends each code with the neutral code (see above)."""
+        if torch.is_tensor(alpha) or alpha != 1.0:
+            neutral = self.neutral_code()
+            codes = [code] if isinstance(code, StyleCode) else list(code)
+            code = [StyleCode({k: neutral[k].to(v) + alpha * (v - neutral[k].to(v)) for k, v in c.tensors.items()})
+                    for c in codes]
+        return super().stylize(content, code, 1.0, masks, stats_fn, stroke)

