@@ -27,9 +27,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..errors import DinstyleError, UsageError
     from ..io.outputs import plan_outputs
-    from .stylize import parse_style_weights
-
     from ..runtime.sources import style_source
+    from .stylize import parse_style_weights
 
     out = Path(args.output)
     if out.suffix != ".safetensors":

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.din import DIN
+from ..layers.din import DIN, pad_same
 from .base import DINContext, StyleTransferNet
 from .blocks import Conv
 from .magenta_predictor import PREDICTOR_SIZE, VECTOR_SIZE, MagentaStylePredictor
@@ -91,8 +91,7 @@ class DINMagenta(StyleTransferNet):
 
     def _conv_din(self, ctx: DINContext, name: str, x: torch.Tensor) -> torch.Tensor:
         conv = self.convs[name]
-        p = conv.kernel_size[0] // 2
-        return self.apply_din(ctx, name, conv(F.pad(x, (p, p, p, p), mode="reflect")))
+        return self.apply_din(ctx, name, conv(pad_same(x, conv.kernel_size[0])))
 
     def encode_content(self, x: torch.Tensor) -> torch.Tensor:
         return self.contract(x)
