@@ -163,3 +163,21 @@ def test_teacher_training_refuses_it_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "paper's recipe" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("deformable", [False, True])
+def test_widened_kernels_start_as_the_same_network(model, deformable):
+    from dinstyle.models.din_magenta import widen
+
+    wide = widen(model, kernel=3, group_size=4, deformable=deformable)
+    assert wide.dins["res1a"].weight_shape == (32, 4, 3, 3) and wide.dins["out"].weight_shape == (3, 1, 3, 3)
+    x, s = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        for alpha in (1.0, 0.4):
+            ref = model.stylize(x, model.encode_style(s), alpha=alpha)
+            out = wide.stylize(x, wide.encode_style(s), alpha=alpha)
+            assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
+    # and the new taps are free to learn: gradients reach the off-centre weights
+    wide.train()
+    wide.stylize(x, wide.encode_style(s)).mean().backward()
+    assert wide.style_encoder.weight_nets["res1a"].weight.grad.abs().sum() > 0

@@ -18,16 +18,20 @@ vector over the training photos), where the network renders a photo-like picture
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.din import DIN, pad_same
+from ..layers.din import pad_same
 from .base import DINContext, StyleTransferNet
 from .blocks import Conv
+from .levels import make_din
 from .magenta_predictor import PREDICTOR_SIZE, VECTOR_SIZE, MagentaStylePredictor
+from .style import DINSpec
 from .stylecode import StyleCode
 
 
@@ -37,6 +41,15 @@ class DINMagentaConfig:
     res_blocks: int = 5
     style_size: int = 256  # the predictor was trained on 256x256 styles (it always sees that size)
     style_encoder: str = "magenta-mobilenet-v2"  # recorded in model files; its weights are in the file
+    # Magenta's own DIN is 1x1 depthwise; wider kernels and channel groups are the DIN paper's generalisation
+    # (``widen`` turns a converted model into one that starts as exactly the same network)
+    din_kernel: int = 1
+    din_group_size: int = 1  # input channels per group (1 = depthwise); a level with fewer channels uses fewer
+    deformable: bool = False
+
+
+def group_size(config: DINMagentaConfig, channels: int) -> int:
+    return math.gcd(config.din_group_size, channels)
 
 
 def level_names(res_blocks: int) -> list[str]:
@@ -45,18 +58,21 @@ def level_names(res_blocks: int) -> list[str]:
 
 
 class MagentaStyleEncoder(nn.Module):
-    """Style image -> 100-d vector -> per level a (C, 1, 1, 1) depthwise kernel and a (C,) bias."""
+    """Style image -> 100-d vector -> per level a (C, C/g, k, k) kernel (Magenta's: (C, 1, 1, 1), depthwise)
+    and a (C,) bias, each a linear map of the vector."""
 
-    def __init__(self, channels: dict[str, int]):
+    def __init__(self, shapes: dict[str, tuple[int, int, int]]):
         super().__init__()
+        self.shapes = shapes  # level -> (channels, input channels per group, kernel size)
         self.predictor = MagentaStylePredictor()
-        self.weight_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c) for n, c in channels.items()})
-        self.bias_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c) for n, c in channels.items()})
+        self.weight_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c * cg * k * k) for n, (c, cg, k) in shapes.items()})
+        self.bias_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c) for n, (c, _, _) in shapes.items()})
 
     def from_vector(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         code = {}
         for name, net in self.weight_nets.items():
-            code[f"{name}.weight"] = net(v)[:, :, None, None, None]
+            c, cg, k = self.shapes[name]
+            code[f"{name}.weight"] = net(v).view(v.shape[0], c, cg, k, k)
             code[f"{name}.bias"] = self.bias_nets[name](v)
         return code
 
@@ -79,13 +95,15 @@ class DINMagenta(StyleTransferNet):
         self.contract = nn.Sequential(Conv(3, c1, 9), Conv(c1, c2, stride=2), Conv(c2, c4, stride=2))
         names = level_names(self.config.res_blocks)
         channels = {n: c4 for n in names[:-3]} | {"up2": c2, "up1": c1, "out": 3}
-        self.dins = nn.ModuleDict({n: DIN(c, kernel_size=1, groups=c) for n, c in channels.items()})
+        k = self.config.din_kernel
+        specs = {n: DINSpec(n, c, k, c // group_size(self.config, c), 0) for n, c in channels.items()}
+        self.dins = nn.ModuleDict({n: make_din(spec, self.config.deformable) for n, spec in specs.items()})
         # The convs before a DIN have no bias: instance norm would remove it.
         self.convs = nn.ModuleDict({n: nn.Conv2d(c4, c4, 3, bias=False) for n in names[:-3]})
         self.convs["up2"] = nn.Conv2d(c4, c2, 3, bias=False)
         self.convs["up1"] = nn.Conv2d(c2, c1, 3, bias=False)
         self.convs["out"] = nn.Conv2d(c1, 3, 9, bias=False)
-        self.style_encoder = MagentaStyleEncoder(channels)
+        self.style_encoder = MagentaStyleEncoder({n: (c, group_size(self.config, c), k) for n, c in channels.items()})
         # mean style vector of photos: alpha=0's code (zeros until converted weights fill it)
         self.register_buffer("neutral_vector", torch.zeros(VECTOR_SIZE))
 
@@ -114,3 +132,31 @@ class DINMagenta(StyleTransferNet):
             code = [StyleCode({k: neutral[k].to(v) + alpha * (v - neutral[k].to(v)) for k, v in c.tensors.items()})
                     for c in codes]
         return super().stylize(content, code, 1.0, masks, stats_fn, stroke)
+
+
+def widen(model: DINMagenta, kernel: int = 3, group_size: int = 4, deformable: bool = False) -> DINMagenta:
+    """``model`` with k x k grouped (optionally deformable) DIN kernels, computing exactly what it computes:
+    each level's old 1x1 depthwise map becomes the centre tap of the channel's own input in its group, every
+    other tap starts at zero (and deformable offsets start at zero), so fine-tuning starts from the same network."""
+    if model.config.din_kernel != 1 or model.config.din_group_size != 1:
+        raise ValueError("widen takes a model with 1x1 depthwise DIN kernels")
+    cfg = dataclasses.replace(model.config, din_kernel=kernel, din_group_size=group_size, deformable=deformable)
+    wide = DINMagenta(cfg)
+    state = {k: v for k, v in model.state_dict().items() if ".weight_nets." not in k}
+    missing, _ = wide.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        for name, net in wide.style_encoder.weight_nets.items():
+            c, cg, k = wide.style_encoder.shapes[name]
+            old = model.style_encoder.weight_nets[name]
+            w = torch.zeros(c, cg, k, k, VECTOR_SIZE)
+            b = torch.zeros(c, cg, k, k)
+            own = torch.arange(c) % cg  # the channel's own input within its group (as ``identity_kernel``)
+            w[torch.arange(c), own, k // 2, k // 2] = old.weight
+            b[torch.arange(c), own, k // 2, k // 2] = old.bias
+            net.weight.copy_(w.reshape(-1, VECTOR_SIZE))
+            net.bias.copy_(b.reshape(-1))
+    unexpected = [m for m in missing if ".weight_nets." not in m and ".offset_" not in m]
+    if unexpected:
+        raise ValueError(f"widen: weights left unset: {unexpected[:4]}")
+    wide.info = dict(getattr(model, "info", {}) or {})
+    return wide.eval()
