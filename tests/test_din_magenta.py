@@ -17,14 +17,21 @@ from dinstyle.runtime.tiling import stylize_tiled
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = create_model("din-magenta").eval()
+    m = create_model("din-magenta").eval()  # alpha blends codes (the converted weights' setting)
     with torch.no_grad():
         m.neutral_vector.normal_()
     return m
 
 
-def reference(model, content: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """The transfer network written out with conditional instance norm: gamma, beta linear in the vector."""
+@pytest.fixture(scope="module")
+def features_model():
+    torch.manual_seed(0)
+    return create_model("din-magenta", alpha="features").eval()  # DIN's own alpha (fine-tuned weights)
+
+
+def reference(model, content: torch.Tensor, v: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """The transfer network written out with conditional instance norm: gamma, beta linear in the vector,
+    each moved towards the features' own std and mean by 1 - alpha."""
     enc = model.style_encoder
 
     def conv_norm(name, x):
@@ -34,7 +41,8 @@ def reference(model, content: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         mean, var = y.mean((2, 3), keepdim=True), y.var((2, 3), keepdim=True, unbiased=False)
         gamma = (v @ enc.weight_nets[name].weight.T + enc.weight_nets[name].bias)[:, :, None, None]
         beta = (v @ enc.bias_nets[name].weight.T + enc.bias_nets[name].bias)[:, :, None, None]
-        return (y - mean) / torch.sqrt(var + 1e-5) * gamma + beta
+        std = torch.sqrt(var + 1e-5)
+        return (y - mean) / std * (std + alpha * (gamma - std)) + mean + alpha * (beta - mean)
 
     x = content
     for block in model.contract:
@@ -47,12 +55,16 @@ def reference(model, content: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(conv_norm("out", x))
 
 
-def test_din_levels_are_conditional_instance_norm(model):
+@pytest.mark.parametrize("alpha", [1.0, 0.3, 0.0])
+def test_din_levels_are_conditional_instance_norm(features_model, alpha):
+    """With alpha "features", alpha moves each level's scale and shift from the style's towards the features'
+    own (0 = no normalisation)."""
+    model = features_model
     content, style = torch.rand(2, 3, 40, 52), torch.rand(2, 3, 64, 48)
     with torch.no_grad():
         v = model.style_encoder.predictor(F.interpolate(style, size=(256, 256), mode="bilinear", align_corners=False))
-        out = model.stylize(content, model.encode_style(style))
-        ref = reference(model, content, v)
+        out = model.stylize(content, model.encode_style(style), alpha=alpha)
+        ref = reference(model, content, v, alpha)
     assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
     assert sorted(model.dins) == sorted(level_names(5)) and len(model.dins) == 13
 
@@ -87,6 +99,29 @@ def test_model_file_round_trip_keeps_the_neutral_vector(model, tmp_path):
     with torch.no_grad():
         assert torch.allclose(again.stylize(x, again.encode_style(s), alpha=0.3),
                               model.stylize(x, model.encode_style(s), alpha=0.3), atol=1e-6)
+
+
+def test_calibration_reaches_its_scales_and_leaves_alpha1_alone():
+    import copy
+
+    from dinstyle.models.din_magenta import calibrate_unnormalised
+
+    torch.manual_seed(1)
+    before = create_model("din-magenta", alpha="features").eval()
+    with torch.no_grad():
+        for conv in before.convs.values():
+            conv.weight.mul_(4.0)  # keep instance norm's eps small: alpha=1 is scale-free up to it
+    photos = torch.rand(4, 3, 48, 48)
+    after = calibrate_unnormalised(copy.deepcopy(before), photos)
+    x, s = torch.rand(2, 3, 40, 44), torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        code = before.encode_style(s)
+        assert torch.allclose(after.stylize(x, code), before.stylize(x, code), atol=2e-3)  # eps: ~3e-4
+        assert not torch.allclose(after.stylize(x, code, alpha=0.0), before.stylize(x, code, alpha=0.0), atol=1e-2)
+    # it reached its targets: calibrating again changes nothing
+    again = calibrate_unnormalised(copy.deepcopy(after), photos)
+    for name, conv in after.convs.items():
+        assert torch.allclose(again.convs[name].weight, conv.weight, rtol=1e-3, atol=1e-7), name
 
 
 def test_tiles_match_the_whole_image(model):
@@ -149,22 +184,6 @@ def test_converted_weights_match_magentas_int8_graphs():
     assert (other - out).abs().mean() > 4 * diff.mean()
 
 
-def test_teacher_training_refuses_it_in_one_line(tmp_path, capsys):
-    from dinstyle.cli import main
-
-    for role in ("content", "style"):
-        (tmp_path / role).mkdir()
-        for i in range(2):
-            from PIL import Image
-
-            Image.new("RGB", (40, 40), (i * 90, 40, 200)).save(tmp_path / role / f"{i}.png")
-    code = main(["train", "--teacher", "magenta", "--arch", "din-magenta", "--content", str(tmp_path / "content"),
-                 "--style", str(tmp_path / "style"), "--run", str(tmp_path / "run"), "--steps", "1"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "paper's recipe" in err and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "run").exists()
-
-
 @pytest.mark.parametrize("deformable", [False, True])
 def test_widened_kernels_start_as_the_same_network(model, deformable):
     from dinstyle.models.din_magenta import widen
@@ -177,6 +196,8 @@ def test_widened_kernels_start_as_the_same_network(model, deformable):
             ref = model.stylize(x, model.encode_style(s), alpha=alpha)
             out = wide.stylize(x, wide.encode_style(s), alpha=alpha)
             assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
+    # the stroke control works through deformable offsets only (the predictor sees one style size)
+    assert wide.stroke_control is deformable and model.stroke_control is False
     # and the new taps are free to learn: gradients reach the off-centre weights
     wide.train()
     wide.stylize(x, wide.encode_style(s)).mean().backward()

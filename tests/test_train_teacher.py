@@ -149,3 +149,41 @@ def test_a_teacher_config_or_run_needs_no_teacher_flag(data, tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "c.toml")]) == 0
     assert main(["train", "--run", str(run), "--resume", "--steps", "2"]) == 0
     assert load_model_file(run / "model.safetensors").info["step"] == 2
+
+
+def test_init_teacher_fine_tunes_din_magenta_and_starts_at_zero_teacher_loss(data, tmp_path, capsys):
+    """teacher = init: targets from a frozen copy of the start, so the first step's teacher terms are zero;
+    --freeze keeps the predictor; the identity and mid-alpha terms move the rest."""
+    import json
+
+    from dinstyle.cli import main
+    from dinstyle.models import create_model, save_model
+
+    torch.manual_seed(0)
+    start = create_model("din-magenta", style_size=32, alpha="features")
+    save_model(start, tmp_path / "start.safetensors")
+    run = tmp_path / "r"
+    cfg = _config(data, run, arch="din-magenta", model={}, init=str(tmp_path / "start.safetensors"), teacher="init",
+                  freeze=("style_encoder.predictor",), identity_ssim_weight=1.0, mid_alpha_weight=1.0, steps=2)
+    (tmp_path / "c.toml").write_text(to_toml(cfg))
+    assert main(["train", "--config", str(tmp_path / "c.toml")]) == 0
+    first = json.loads((run / "log.jsonl").read_text().splitlines()[0])
+    assert first["feature"] < 1e-5 and first["stats"] < 1e-5 and first["pixel"] < 1e-4  # float noise only
+    assert first["identity"] > 0 and first["identity_ssim"] > 0 and first["mid_alpha"] > 0
+    before, after = _weights(tmp_path / "start.safetensors"), _weights(run / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("style_encoder.predictor."))
+    assert not torch.equal(before["convs.out.weight"], after["convs.out.weight"])
+    assert 'teacher = "init"' in (run / "config.toml").read_text()
+    assert main(["train", "--teacher", "init", "--content", str(data / "content"), "--style", str(data / "style"),
+                 "--run", str(tmp_path / "x")]) == 2
+    assert "teacher = init needs init = MODEL_FILE" in capsys.readouterr().err
+
+
+def test_teacher_training_refuses_a_model_without_a_cacheable_style_side(data, tmp_path, capsys):
+    from dinstyle.cli import main
+
+    assert main(["train", "--teacher", "magenta", "--arch", "adain", "--content", str(data / "content"),
+                 "--style", str(data / "style"), "--run", str(tmp_path / "run"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "paper's recipe" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()

@@ -164,8 +164,9 @@ class Stylizer:
         sources = [style_source(s) for s in styles]
         check_resizable(sources, size is not None or factor != 1.0)
         if (size is not None or factor != 1.0) and not self.model.style_size_matters:
-            warnings.warn(f"{self.model.arch} sees every style at one fixed size: --style-size, --stroke-size and "
-                          "--stroke-map do not change its strokes", stacklevel=3)
+            controls = "--style-size" if self.model.stroke_control else "--style-size, --stroke-size and --stroke-map"
+            warnings.warn(f"{self.model.arch} sees every style at one fixed size ({controls}: no effect "
+                          "on its strokes)", stacklevel=3)
         codes = [self.encode_style(s, round((size or self.style_size) / factor)) for s in sources]
         if len(codes) == 1:
             return codes[0]

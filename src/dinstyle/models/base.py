@@ -55,6 +55,12 @@ class StyleTransferNet(nn.Module):
         super().__init__()
         self.config = config
 
+    @property
+    def stroke_control(self) -> bool:
+        """Whether --stroke-size / --stroke-map change the strokes: through the style size, or through
+        deformable offsets (which the stroke value scales)."""
+        return self.style_size_matters or bool(getattr(self.config, "deformable", False))
+
     # ------------------------------------------------------------------ style side (once per style)
     def encode_style(self, style: torch.Tensor) -> StyleCode:
         return StyleCode(self.style_encoder(style), {"arch": self.arch})

@@ -12,9 +12,15 @@ Style side: Magenta's MobileNetV2 style predictor (style image -> 100-d vector),
 linear "weight net" (vector -> kernel) and "bias net" (vector -> bias). Both sides carry Magenta's trained
 weights (Apache-2.0, converted by ``tools/convert_magenta.py``), so the model starts as a trained one.
 
-``alpha`` blends style codes, not features: the network was never trained to run un-normalised, so
-alpha < 1 moves the code towards the code of the *average photo* (``neutral_vector``, the mean predictor
-vector over the training photos), where the network renders a photo-like picture.
+What ``alpha`` blends depends on the weights (config ``alpha``):
+- "code" (converted weights): Magenta never ran its network un-normalised, so alpha < 1 moves the style code
+  towards the code of the *average photo* (``neutral_vector``, the mean predictor vector of the training
+  photos), where the network paints a photo-like picture; alpha=0 is that picture, not the photo.
+- "features": DIN's own alpha, each level's output blended with its input. For a 1x1 depthwise DIN that is
+  conditional instance norm whose scale and shift move from the style's towards the features' own, so alpha=0
+  runs the network un-normalised: weights fine-tuned for it (configs/din-magenta-alpha0.toml) give the photo
+  back. A converted model can learn it: instance norm ignores the scale of the conv before it, so rescaling
+  those convs (``calibrate_unnormalised``) costs alpha=1 nothing.
 """
 from __future__ import annotations
 
@@ -31,8 +37,8 @@ from .base import DINContext, StyleTransferNet
 from .blocks import Conv
 from .levels import make_din
 from .magenta_predictor import PREDICTOR_SIZE, VECTOR_SIZE, MagentaStylePredictor
-from .style import DINSpec
 from .stylecode import StyleCode
+from .style import DINSpec
 
 
 @dataclass
@@ -46,6 +52,7 @@ class DINMagentaConfig:
     din_kernel: int = 1
     din_group_size: int = 1  # input channels per group (1 = depthwise); a level with fewer channels uses fewer
     deformable: bool = False
+    alpha: str = "code"  # what alpha blends: "code" (towards the neutral code) or "features" (DIN's own); see above
 
 
 def group_size(config: DINMagentaConfig, channels: int) -> int:
@@ -68,6 +75,18 @@ class MagentaStyleEncoder(nn.Module):
         self.weight_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c * cg * k * k) for n, (c, cg, k) in shapes.items()})
         self.bias_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c) for n, (c, _, _) in shapes.items()})
 
+    taps = ("vector",)  # what training caches per style: the frozen predictor's output
+
+    def taps_of(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        # The predictor sees every style at its training size, 256x256 (the API has already resized the long
+        # side to the model's style size, 256): TF "SAME" padding depends on the size's parity, and a fixed
+        # size keeps the exported graph right for every style size.
+        size = (PREDICTOR_SIZE, PREDICTOR_SIZE)
+        return {"vector": self.predictor(F.interpolate(style, size=size, mode="bilinear", align_corners=False))}
+
+    def from_taps(self, taps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.from_vector(taps["vector"])
+
     def from_vector(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         code = {}
         for name, net in self.weight_nets.items():
@@ -77,11 +96,7 @@ class MagentaStyleEncoder(nn.Module):
         return code
 
     def forward(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
-        # The predictor sees every style at its training size, 256x256 (the API has already resized the long
-        # side to the model's style size, 256): TF "SAME" padding depends on the size's parity, and a fixed
-        # size keeps the exported graph right for every style size.
-        size = (PREDICTOR_SIZE, PREDICTOR_SIZE)
-        return self.from_vector(self.predictor(F.interpolate(style, size=size, mode="bilinear", align_corners=False)))
+        return self.from_taps(self.taps_of(style))
 
 
 class DINMagenta(StyleTransferNet):
@@ -104,7 +119,9 @@ class DINMagenta(StyleTransferNet):
         self.convs["up1"] = nn.Conv2d(c2, c1, 3, bias=False)
         self.convs["out"] = nn.Conv2d(c1, 3, 9, bias=False)
         self.style_encoder = MagentaStyleEncoder({n: (c, group_size(self.config, c), k) for n, c in channels.items()})
-        # mean style vector of photos: alpha=0's code (zeros until converted weights fill it)
+        if self.config.alpha not in ("code", "features"):
+            raise ValueError(f"alpha must be 'code' or 'features', got {self.config.alpha!r}")
+        # mean style vector of photos: alpha=0's code when alpha blends codes (zeros until converted weights fill it)
         self.register_buffer("neutral_vector", torch.zeros(VECTOR_SIZE))
 
     def _conv_din(self, ctx: DINContext, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -125,13 +142,38 @@ class DINMagenta(StyleTransferNet):
         return StyleCode(self.style_encoder.from_vector(self.neutral_vector[None]))
 
     def stylize(self, content, code, alpha=1.0, masks=None, stats_fn=None, stroke=None) -> torch.Tensor:
-        """As every model's, except that ``alpha`` blends each code with the neutral code (see above)."""
-        if torch.is_tensor(alpha) or alpha != 1.0:
+        """As every model's, except that with config ``alpha = "code"`` alpha blends each code with the neutral
+        code (see above)."""
+        if self.config.alpha == "code" and (torch.is_tensor(alpha) or alpha != 1.0):
             neutral = self.neutral_code()
             codes = [code] if isinstance(code, StyleCode) else list(code)
             code = [StyleCode({k: neutral[k].to(v) + alpha * (v - neutral[k].to(v)) for k, v in c.tensors.items()})
                     for c in codes]
-        return super().stylize(content, code, 1.0, masks, stats_fn, stroke)
+            alpha = 1.0
+        return super().stylize(content, code, alpha, masks, stats_fn, stroke)
+
+
+@torch.no_grad()
+def calibrate_unnormalised(model: DINMagenta, photos: torch.Tensor) -> DINMagenta:
+    """Rescale each conv before a DIN level so that, with alpha=0 (no normalisation), its output channels have
+    the spread the styles' scales give them at alpha=1 (the mean |scale| over the photos' own codes).
+    Instance norm ignores a positive per-channel scale of its input, so alpha=1 is unchanged (tested); a
+    converted network, whose raw features are ~100x too small, starts its alpha=0 fine-tune from a picture
+    with contrast instead of flat grey. Level by level, in decode order, on ``photos`` (B, 3, H, W)."""
+    if model.config.din_kernel != 1 or model.config.din_group_size != 1 or model.config.alpha != "features":
+        raise ValueError("calibrate_unnormalised takes a model with 1x1 depthwise DIN kernels and alpha 'features'")
+    code = model.encode_style(photos)
+    for name in level_names(model.config.res_blocks):
+        target = code[f"{name}.weight"].abs().mean(0).flatten()
+        seen = {}
+        hook = model.convs[name].register_forward_hook(lambda _m, _i, out: seen.setdefault("out", out))
+        try:
+            model.stylize(photos, code, alpha=0.0)
+        finally:
+            hook.remove()
+        spread = seen["out"].std((0, 2, 3)).clamp_min(1e-8)
+        model.convs[name].weight.mul_((target / spread).view(-1, 1, 1, 1))
+    return model
 
 
 def widen(model: DINMagenta, kernel: int = 3, group_size: int = 4, deformable: bool = False) -> DINMagenta:
@@ -148,15 +190,19 @@ def widen(model: DINMagenta, kernel: int = 3, group_size: int = 4, deformable: b
         for name, net in wide.style_encoder.weight_nets.items():
             c, cg, k = wide.style_encoder.shapes[name]
             old = model.style_encoder.weight_nets[name]
-            w = torch.zeros(c, cg, k, k, VECTOR_SIZE)
-            b = torch.zeros(c, cg, k, k)
-            own = torch.arange(c) % cg  # the channel's own input within its group (as ``identity_kernel``)
-            w[torch.arange(c), own, k // 2, k // 2] = old.weight
-            b[torch.arange(c), own, k // 2, k // 2] = old.bias
-            net.weight.copy_(w.reshape(-1, VECTOR_SIZE))
-            net.bias.copy_(b.reshape(-1))
+            net.weight.copy_(_centre_taps(old.weight, cg, k).reshape(-1, VECTOR_SIZE))
+            net.bias.copy_(_centre_taps(old.bias, cg, k).reshape(-1))
     unexpected = [m for m in missing if ".weight_nets." not in m and ".offset_" not in m]
     if unexpected:
         raise ValueError(f"widen: weights left unset: {unexpected[:4]}")
     wide.info = dict(getattr(model, "info", {}) or {})
     return wide.eval()
+
+
+def _centre_taps(per_channel: torch.Tensor, cg: int, k: int) -> torch.Tensor:
+    """(C, ...) 1x1 depthwise values -> (C, cg, k, k, ...): each at the centre tap of the channel's own input
+    within its group (as ``identity_kernel``), zero elsewhere."""
+    c = per_channel.shape[0]
+    out = per_channel.new_zeros(c, cg, k, k, *per_channel.shape[1:])
+    out[torch.arange(c), torch.arange(c) % cg, k // 2, k // 2] = per_channel
+    return out

@@ -89,8 +89,12 @@ class StyleEncoder(nn.Module):
         """The backbone taps the weight and bias nets read (training caches them per style)."""
         return sorted({self.backbone.style_taps[s.tap_index] for s in self.specs}, key=self.backbone.style_taps.index)
 
+    def taps_of(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the frozen part makes of a style image: the weight and bias nets read nothing else."""
+        return self.backbone(style, set(self.taps))
+
     def forward(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.from_taps(self.backbone(style, set(self.taps)))
+        return self.from_taps(self.taps_of(style))
 
     def from_taps(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The style code from backbone features already computed (``{tap: (B, C, h, w)}``)."""

@@ -163,7 +163,7 @@ def create_app(stylizer, *, max_upload: int = DEFAULT_MAX_UPLOAD, max_pixels: in
             "version": __version__, "model": stylizer.model_id, "device": str(stylizer.device),
             "dtype": str(stylizer.dtype).replace("torch.", ""), "warnings": load_warnings or [],
             "default_style_size": service.default_style_size, "max_style_size": MAX_STYLE_SIZE,
-            "stroke_control": stylizer.model.style_size_matters,
+            "stroke_control": stylizer.model.stroke_control,
             "max_styles": MAX_STYLES, "formats": sorted(FORMATS), "max_upload_bytes": max_upload,
             "max_pixels": service.max_pixels, "max_queue": jobs.max_pending, "queued": jobs.pending,
             "cached_styles": service.cached_styles, "example": example is not None})

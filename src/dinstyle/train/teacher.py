@@ -12,10 +12,11 @@ keeps the strokes; a blurred-pixel term only anchors the colours.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +24,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..backbones import Backbone
+from ..eval.metrics import ssim
 from ..layers.din import instance_stats
+from ..models.stylecode import StyleCode
 from .images import BadImage, load_rgb
 from .losses import feature_scales
 
@@ -48,6 +51,40 @@ class MagentaTeacher:
         a = content.permute(0, 2, 3, 1).contiguous().numpy()
         outs = [self.model.stylize(a[i], vectors[i]) for i in range(len(a))]
         return torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).contiguous()
+
+
+class ModelTeacher:
+    """Targets from a frozen copy of a model file (``teacher = "init"``): a fine-tune that must keep what the
+    model already does, e.g. din-magenta learning alpha=0 while its alpha=1 pictures stay Magenta's. Its
+    "style vector" is the model's whole style code, flattened."""
+
+    def __init__(self, path: str | Path):
+        from ..models import load_model_file
+
+        self.model = load_model_file(path).float().eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    @torch.no_grad()
+    def style_vector(self, style: np.ndarray) -> np.ndarray:
+        code = self.model.encode_style(torch.from_numpy(np.array(style)).permute(2, 0, 1)[None].float() / 255.0)
+        self.shapes = {k: tuple(v.shape[1:]) for k, v in code.tensors.items()}
+        return torch.cat([v.reshape(-1) for v in code.tensors.values()]).numpy()
+
+    @torch.no_grad()
+    def targets(self, content: torch.Tensor, vectors: np.ndarray) -> torch.Tensor:
+        flat, code, at = torch.from_numpy(np.ascontiguousarray(vectors)), {}, 0
+        for k, shape in self.shapes.items():
+            n = math.prod(shape)
+            code[k] = flat[:, at:at + n].reshape(len(flat), *shape)
+            at += n
+        return self.model.stylize(content, StyleCode(code)).clamp(0, 1)
+
+
+def make_teacher(name: str, init: str = "", threads: int | None = None):
+    """The teacher a run names (``teacher_config.TEACHERS``)."""
+    return ModelTeacher(init) if name == "init" else MagentaTeacher(threads=threads)
 
 
 def center_square(im: Image.Image, size: int) -> np.ndarray:
@@ -78,12 +115,12 @@ def load_bank(files: Sequence[Path], prepare, max_pixels: int, log=print) -> tup
 
 @dataclass
 class StyleBank:
-    """Every training style, prepared once: the image, the style encoder's backbone taps, the teacher's
-    vector and the loss net's channel statistics (for the paper's style term)."""
+    """Every training style, prepared once: the image, what the style encoder's frozen part makes of it
+    (backbone taps, or Magenta's predictor vector), and the teacher's vector."""
 
     images: torch.Tensor  # (S, 3, s, s) uint8
-    taps: dict[str, torch.Tensor]  # tap -> (S, C, h, w) fp16
-    vectors: np.ndarray  # (S, 100) float32
+    taps: dict[str, torch.Tensor]  # tap -> (S, ...) fp16
+    vectors: np.ndarray  # (S, n) float32: the teacher's (Magenta's 100 numbers, or a model teacher's flat code)
     files: list[Path]
 
     def __len__(self) -> int:
@@ -91,17 +128,18 @@ class StyleBank:
 
 
 @torch.no_grad()
-def build_style_bank(files: Sequence[Path], size: int, backbone: Backbone, taps: Sequence[str],
-                     teacher: MagentaTeacher | None, max_pixels: int, log=print, chunk: int = 8) -> StyleBank:
+def build_style_bank(files: Sequence[Path], size: int, taps_of: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+                     teacher: MagentaTeacher | ModelTeacher | None, max_pixels: int, log=print, chunk: int = 8) -> StyleBank:
+    """Every style image once through the style encoder's frozen part (``taps_of``; cached in fp16) and
+    the teacher's predictor."""
     images, kept = load_bank(files, lambda im: center_square(im, size), max_pixels, log)
     if not images:
         raise ValueError("no usable style images")
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    feats: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
+    feats: dict[str, list[torch.Tensor]] = {}
     for i in range(0, len(x), chunk):
-        f = backbone(x[i:i + chunk].float() / 255.0, set(taps))
-        for t in taps:
-            feats[t].append(f[t].half())
+        for t, f in taps_of(x[i:i + chunk].float() / 255.0).items():
+            feats.setdefault(t, []).append(f.half())
     vectors = (np.stack([teacher.style_vector(im) for im in images]) if teacher is not None
                else np.zeros((len(images), 100), np.float32))
     return StyleBank(x, {t: torch.cat(v) for t, v in feats.items()}, vectors, kept)
@@ -141,6 +179,7 @@ class TeacherLossWeights:
     pixel: float = 1.0  # L1 of 4x-downsampled pixels, student vs teacher (colour anchor)
     style: float = 0.0  # the paper's term: channel statistics of student vs the style image
     identity: float = 1.0  # L1 of the alpha=0 reconstruction vs the content
+    identity_ssim: float = 0.0  # 1 - SSIM of the same: local structure and contrast, which L1 lets blur
 
 
 class TeacherLoss(torch.nn.Module):
@@ -187,6 +226,8 @@ class TeacherLoss(torch.nn.Module):
             terms["pixel"] = w.pixel * F.l1_loss(F.avg_pool2d(out.float(), 4), F.avg_pool2d(teacher.float(), 4))
         if w.identity and recon is not None:
             terms["identity"] = w.identity * F.l1_loss(recon.float(), content.float())
+        if w.identity_ssim and recon is not None:
+            terms["identity_ssim"] = w.identity_ssim * (1 - ssim(recon.float(), content.float()).mean())
         terms["loss"] = sum(terms.values())
         return terms
 

@@ -12,17 +12,19 @@ from pathlib import Path
 from ..errors import UsageError
 from .config import _toml_value, load_toml
 
-TEACHERS = ("magenta",)
+TEACHERS = ("magenta", "init")  # Magenta's int8 network; a frozen copy of the --init model
 
 
 @dataclass
 class TeacherConfig:
+    teacher: str = "magenta"  # one of TEACHERS
     content: str = ""  # folder of photos (the fixed held-out split is left out)
     style: str = ""  # folder of style images (likewise)
     run: str = ""
     arch: str = "din-fast"
     model: dict = field(default_factory=dict)  # model config overrides
     init: str = ""  # start from this model file (a previous stage)
+    freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (as the paper's recipe's --freeze)
     size: int = 128  # training crop
     content_short_side: int = 192  # photos are kept in memory at this short side
     crop_scale: tuple[float, float] = (0.67, 1.5)  # crop side = size x U(a, b), clipped to the photo
@@ -39,6 +41,8 @@ class TeacherConfig:
     pixel_weight: float = 1.0
     style_weight: float = 0.0
     identity_weight: float = 1.0
+    identity_ssim_weight: float = 0.0  # 1 - SSIM of the alpha=0 reconstruction (L1 alone lets it blur)
+    mid_alpha_weight: float = 0.0  # at a random alpha, the teacher terms against alpha x teacher + (1 - alpha) x photo
     feature_taps: tuple[int, ...] = (0, 1, 2)  # loss-net taps (0 = relu1_1): relu4_1 doubles the loss cost
     stats_taps: tuple[int, ...] = (0, 1, 2)
     bf16: bool = False  # bf16 autocast: measured 100x SLOWER than fp32 for convs on this CPU (torch 2.13)
@@ -70,7 +74,7 @@ def make_config(values: dict) -> TeacherConfig:
             raise bad
         try:
             if isinstance(ref, tuple):
-                v = tuple(type(ref[0])(x) for x in v)
+                v = tuple((type(ref[0]) if ref else str)(x) for x in v)
             elif isinstance(ref, (int, float)) and not isinstance(ref, bool):
                 if isinstance(ref, int) and v != int(v):
                     raise bad
@@ -81,11 +85,14 @@ def make_config(values: dict) -> TeacherConfig:
             raise bad from None
         out[k] = v
     cfg = TeacherConfig(**out)
-    checks = [(cfg.size >= 32 and cfg.size % 8 == 0, "size must be a multiple of 8, >= 32"),
+    checks = [(cfg.teacher in TEACHERS, f"teacher must be one of {', '.join(TEACHERS)}"),
+              (cfg.teacher != "init" or bool(cfg.init), "teacher = init needs init = MODEL_FILE"),
+              (cfg.size >= 32 and cfg.size % 8 == 0, "size must be a multiple of 8, >= 32"),
               (cfg.styles_per_step >= 1 and cfg.contents_per_style >= 1, "batch shape must be >= 1"),
               (cfg.lr > 0 and cfg.lr_final >= 0 and math.isfinite(cfg.lr), "lr must be > 0"),
               (all(math.isfinite(w) and w >= 0 for w in (cfg.feature_weight, cfg.stats_weight, cfg.pixel_weight,
-                                                          cfg.style_weight, cfg.identity_weight)),
+                                                          cfg.style_weight, cfg.identity_weight,
+                                                          cfg.identity_ssim_weight, cfg.mid_alpha_weight)),
                "loss weights must be finite and >= 0"),
               (all(0 <= t <= 3 for t in (*cfg.feature_taps, *cfg.stats_taps)), "taps must be indices 0..3"),
               (cfg.steps >= 1, "steps must be >= 1"),
@@ -108,7 +115,7 @@ def read_toml(path: str | Path) -> dict:
 def to_toml(cfg: TeacherConfig) -> str:
     d = to_dict(cfg)
     model = d.pop("model")
-    lines = ["# dinstyle train --teacher: resolved configuration of this run", "", f'teacher = "{TEACHERS[0]}"']
+    lines = ["# dinstyle train --teacher: resolved configuration of this run", ""]
     lines += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
     lines += ["", "[model]"] + [f"{k} = {_toml_value(v)}" for k, v in model.items()]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""``dinstyle train --teacher magenta``: teacher-guided training, built for a small CPU.
+"""``dinstyle train --teacher magenta|init``: teacher-guided training, built for a small CPU.
 
 What makes it fast on 2 cores (see docs/MODEL_CARD.md for the figures):
 - every photo is decoded once into memory at a small short side; crops come from RAM, no workers;
@@ -24,18 +24,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..backbones import Backbone
+from ..backbones.vgg import pretrained_vgg19
 from ..errors import DinstyleError, UsageError
 from ..io.atomic import atomic_write
 from ..io.holdout import split_files
 from ..models import create_model, save_model
-from ..models.registry import read_model_file
+from ..models.registry import ARCHS, read_model_file
 from ..models.stylecode import StyleCode
 from .checkpoint import load_trainable, read_log, truncate_log
+from .learner import freeze_parameters
 from .images import list_images
 from .plot import loss_curve, sample_grid
 from .teacher_config import TeacherConfig, to_toml
-from .teacher import (TEACHER_CREDIT, ContentBank, MagentaTeacher, TeacherLoss, TeacherLossWeights,
-                      build_style_bank)
+from .teacher import (TEACHER_CREDIT, ContentBank, TeacherLoss, TeacherLossWeights, build_style_bank,
+                      make_teacher)
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -64,13 +67,14 @@ class TeacherRun:
             if meta.get("arch") != cfg.arch:
                 raise UsageError(f"--init {cfg.init} is a {meta.get('arch')} model, not {cfg.arch}")
             model_cfg = {**meta.get("config", {}), **model_cfg}
-        model_cfg["style_size"] = cfg.style_size
+        if cfg.arch in ARCHS and "style_size" in {f.name for f in dataclasses.fields(ARCHS[cfg.arch][1])}:
+            model_cfg["style_size"] = cfg.style_size  # adain has none: it is refused below, in words
         try:
             model = create_model(cfg.arch, **model_cfg)
         except (TypeError, ValueError) as e:
             raise UsageError(f"model {cfg.arch}: {e}") from None
-        if not hasattr(model.style_encoder, "taps"):  # the style bank caches a frozen backbone's taps
-            raise UsageError(f"--teacher training needs a style encoder on a frozen backbone (din-fast, "
+        if not callable(getattr(model.style_encoder, "taps_of", None)):  # the style bank caches the encoder's frozen part
+            raise UsageError(f"--teacher training needs a style encoder with a frozen part (din-fast, din-magenta, "
                              f"din-mobilenet, din-vgg); {cfg.arch} trains with the paper's recipe (no --teacher)")
         if cfg.init and not self.resume:
             load_trainable(model, cfg.init)
@@ -82,10 +86,11 @@ class TeacherRun:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.model = self._model().train()
+        freeze_parameters(self.model, cfg.freeze)
         self.cfg = cfg = dataclasses.replace(cfg, model={k: list(v) if isinstance(v, tuple) else v
                                                          for k, v in dataclasses.asdict(self.model.config).items()})
         encoder = self.model.style_encoder
-        self.teacher = MagentaTeacher(threads=cfg.threads or None)
+        self.teacher = make_teacher(cfg.teacher, cfg.init, threads=cfg.threads or None)
         files = {}
         for role in ("content", "style"):
             found = list_images(getattr(cfg, role)) if getattr(cfg, role) else []
@@ -93,16 +98,15 @@ class TeacherRun:
                 raise UsageError(f"--{role}: no images in {getattr(cfg, role)!r}")
             files[role], files[role + "_held"] = split_files(found)
         t0 = time.monotonic()
-        self.styles = build_style_bank(files["style"], cfg.style_size, encoder.backbone, encoder.taps,
-                                       self.teacher, cfg.max_pixels, self.say)
+        self.styles = build_style_bank(files["style"], cfg.style_size, encoder.taps_of, self.teacher,
+                                       cfg.max_pixels, self.say)
         self.contents = ContentBank(files["content"], cfg.content_short_side, cfg.max_pixels, self.say)
         self.say(f"dinstyle: {len(self.contents)} photos, {len(self.styles)} styles prepared in "
                  f"{time.monotonic() - t0:.0f} s (held out: {len(files['content_held'])} photos, "
                  f"{len(files['style_held'])} styles)")
         weights = TeacherLossWeights(cfg.feature_weight, cfg.stats_weight, cfg.pixel_weight, cfg.style_weight,
-                                     cfg.identity_weight)
-        # The style encoder's frozen VGG-19 doubles as the loss network: one copy in memory.
-        self.loss = TeacherLoss(encoder.backbone, weights, cfg.feature_taps, cfg.stats_taps, cfg.channels_last)
+                                     cfg.identity_weight, cfg.identity_ssim_weight)
+        self.loss = TeacherLoss(loss_network(encoder), weights, cfg.feature_taps, cfg.stats_taps, cfg.channels_last)
         self.style_stats = None
         if cfg.style_weight:
             stats = [self.loss.style_stats(self.styles.images[i:i + 8].float() / 255) for i in range(0, len(self.styles), 8)]
@@ -125,8 +129,8 @@ class TeacherRun:
         size = 2 * self.cfg.size
         cbank = ContentBank(rng.sample(contents, min(4, len(contents))), size, self.cfg.max_pixels, self.say)
         sfiles = rng.sample(styles, min(4, len(styles)))
-        sbank = build_style_bank(sfiles, self.cfg.style_size, self.model.style_encoder.backbone,
-                                 self.model.style_encoder.taps, self.teacher, self.cfg.max_pixels, self.say)
+        sbank = build_style_bank(sfiles, self.cfg.style_size, self.model.style_encoder.taps_of, self.teacher,
+                                 self.cfg.max_pixels, self.say)
         n = min(len(cbank), len(sbank))
         self.sample_content = cbank.crops(random.Random(0), n, size, (1.0, 1.0))
         self.sample_styles = sbank
@@ -154,11 +158,13 @@ class TeacherRun:
     def _info(self) -> dict:
         c = self.cfg
         return {"step": self.step, "images_seen": self.step * c.styles_per_step * c.contents_per_style,
-                "teacher": TEACHER_CREDIT, "recipe": "teacher-guided (dinstyle train --teacher magenta)",
+                "teacher": TEACHER_CREDIT if c.teacher == "magenta" else f"frozen copy of {c.init}",
+                "recipe": f"teacher-guided (dinstyle train --teacher {c.teacher})",
                 "size": c.size, "style_size": c.style_size, "content_images": len(self.contents),
                 "style_images": len(self.styles), "held_out": "sha256(file name) % 100 < 12",
                 "loss": {k: getattr(c, k) for k in ("feature_weight", "stats_weight", "pixel_weight",
-                                                     "style_weight", "identity_weight")}}
+                                                     "style_weight", "identity_weight", "identity_ssim_weight",
+                                                     "mid_alpha_weight")}}
 
     def checkpoint(self) -> None:
         model_file = "model.safetensors"
@@ -205,12 +211,16 @@ class TeacherRun:
             raw = self.model.style_encoder.from_taps(taps)
             code = StyleCode({k: v.repeat_interleave(c.contents_per_style, 0) for k, v in raw.items()})
             out = self.model.stylize(content, code, alpha=1.0)
-            recon = self.model.stylize(content, code, alpha=0.0) if c.identity_weight else None
+            identity = c.identity_weight or c.identity_ssim_weight
+            recon = self.model.stylize(content, code, alpha=0.0) if identity else None
             stats = None
             if self.style_stats is not None:
                 per = torch.tensor(idx).repeat_interleave(c.contents_per_style)
                 stats = {t: (m[per], s[per]) for t, (m, s) in self.style_stats.items()}
             terms = self.loss(out, teacher, content, stats, recon)
+            if c.mid_alpha_weight:
+                terms.update(self._mid_alpha_terms(content, code, teacher))
+                terms["loss"] = terms["loss"] + terms["mid_alpha"]
         loss = terms["loss"]
         if not torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
@@ -219,6 +229,16 @@ class TeacherRun:
         norm = torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip if c.grad_clip > 0 else math.inf)
         self.optimizer.step()
         return {**{k: float(v.detach()) for k, v in terms.items()}, "lr": lr, "grad_norm": float(norm)}
+
+    def _mid_alpha_terms(self, content, code, teacher) -> dict[str, torch.Tensor]:
+        """At a random alpha in (0.1, 0.9), the output should be the crossfade of the two ends it is trained
+        for (alpha x teacher + (1 - alpha) x photo): a model whose DIN levels run un-normalised at alpha=0
+        (din-magenta) is otherwise never trained between them, and its 13 half-normalised levels compound."""
+        a = 0.1 + 0.8 * self.rng.random()
+        mid = self.model.stylize(content, code, alpha=a)
+        target = a * teacher + (1 - a) * content
+        terms = self.loss(mid, target, content)
+        return {"mid_alpha": self.cfg.mid_alpha_weight * terms["loss"]}
 
     # ------------------------------------------------------------------ the loop
     def _on_signal(self, signum, _frame) -> None:
@@ -265,6 +285,13 @@ class TeacherRun:
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
+
+
+def loss_network(encoder) -> Backbone:
+    """The style encoder's frozen backbone doubles as the loss network (one copy in memory); an encoder
+    without one (din-magenta's MobileNetV2 predictor, which trains with it) gets the pretrained VGG-19."""
+    backbone = getattr(encoder, "backbone", None)
+    return backbone if isinstance(backbone, Backbone) else pretrained_vgg19().freeze()
 
 
 def _listify(x):
