@@ -37,8 +37,8 @@ from .base import DINContext, StyleTransferNet
 from .blocks import Conv
 from .levels import make_din
 from .magenta_predictor import PREDICTOR_SIZE, VECTOR_SIZE, MagentaStylePredictor
-from .stylecode import StyleCode
 from .style import DINSpec
+from .stylecode import StyleCode
 
 
 @dataclass
