@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.din import pad_same
+from ..layers.din import identity_kernel, pad_same
 from .base import DINContext, StyleTransferNet
 from .blocks import Conv
 from .levels import make_din
@@ -75,9 +75,8 @@ class MagentaStyleEncoder(nn.Module):
         self.weight_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c * cg * k * k) for n, (c, cg, k) in shapes.items()})
         self.bias_nets = nn.ModuleDict({n: nn.Linear(VECTOR_SIZE, c) for n, (c, _, _) in shapes.items()})
 
-    taps = ("vector",)  # what training caches per style: the frozen predictor's output
-
     def taps_of(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What training caches per style: the frozen predictor's vector."""
         # The predictor sees every style at its training size, 256x256 (the API has already resized the long
         # side to the model's style size, 256): TF "SAME" padding depends on the size's parity, and a fixed
         # size keeps the exported graph right for every style size.
@@ -158,8 +157,8 @@ def calibrate_unnormalised(model: DINMagenta, photos: torch.Tensor) -> DINMagent
     """Rescale each conv before a DIN level so that, with alpha=0 (no normalisation), its output channels have
     the spread the styles' scales give them at alpha=1 (the mean |scale| over the photos' own codes).
     Instance norm ignores a positive per-channel scale of its input, so alpha=1 is unchanged (tested); a
-    converted network, whose raw features are ~100x too small, starts its alpha=0 fine-tune from a picture
-    with contrast instead of flat grey. Level by level, in decode order, on ``photos`` (B, 3, H, W)."""
+    converted network, whose alpha=0 output is flat grey (pixel std ~0.007 on photos), starts its alpha=0
+    fine-tune from a picture with contrast instead. Level by level, in decode order, on ``photos`` (B, 3, H, W)."""
     if model.config.din_kernel != 1 or model.config.din_group_size != 1 or model.config.alpha != "features":
         raise ValueError("calibrate_unnormalised takes a model with 1x1 depthwise DIN kernels and alpha 'features'")
     code = model.encode_style(photos)
@@ -200,9 +199,8 @@ def widen(model: DINMagenta, kernel: int = 3, group_size: int = 4, deformable: b
 
 
 def _centre_taps(per_channel: torch.Tensor, cg: int, k: int) -> torch.Tensor:
-    """(C, ...) 1x1 depthwise values -> (C, cg, k, k, ...): each at the centre tap of the channel's own input
-    within its group (as ``identity_kernel``), zero elsewhere."""
-    c = per_channel.shape[0]
-    out = per_channel.new_zeros(c, cg, k, k, *per_channel.shape[1:])
-    out[torch.arange(c), torch.arange(c) % cg, k // 2, k // 2] = per_channel
-    return out
+    """(C, ...) 1x1 depthwise values -> (C, cg, k, k, ...): each value on ``identity_kernel``'s tap (the centre
+    of the channel's own input within its group), zero elsewhere."""
+    c, rest = per_channel.shape[0], per_channel.shape[1:]
+    eye = identity_kernel(c, c // cg, k).to(per_channel)
+    return eye.view(c, cg, k, k, *[1] * len(rest)) * per_channel.view(c, 1, 1, 1, *rest)

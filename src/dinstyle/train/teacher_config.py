@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from .config import _toml_value, load_toml
+from .config import _toml_value, element_type, load_toml
 
 TEACHERS = ("magenta", "init")  # Magenta's int8 network; a frozen copy of the --init model
 
@@ -74,7 +74,7 @@ def make_config(values: dict) -> TeacherConfig:
             raise bad
         try:
             if isinstance(ref, tuple):
-                v = tuple((type(ref[0]) if ref else str)(x) for x in v)
+                v = tuple(element_type(ref)(x) for x in v)
             elif isinstance(ref, (int, float)) and not isinstance(ref, bool):
                 if isinstance(ref, int) and v != int(v):
                     raise bad
