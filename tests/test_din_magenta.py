@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from dinstyle.models import create_model, load_model_file, save_model
 from dinstyle.models.din_magenta import level_names
 from dinstyle.models.stylecode import StyleCode
-from dinstyle.runtime.tiling import stylize_tiled
+from dinstyle.runtime.runner import run_model
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,12 @@ def model():
     with torch.no_grad():
         m.neutral_vector.normal_()
     return m
+
+
+@pytest.fixture(scope="module")
+def content_model():
+    torch.manual_seed(0)
+    return create_model("din-magenta", alpha="content").eval()  # alpha blends towards the content's own code
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +90,35 @@ def test_alpha_blends_the_code_towards_the_neutral_code(model):
     assert not torch.allclose(half, zero_a, atol=1e-3)
 
 
+def own_code(model, content: torch.Tensor) -> StyleCode:
+    """The content image's own code, as a style: resized to the predictor's 256x256 first."""
+    return model.encode_style(F.interpolate(content, size=(256, 256), mode="bilinear", antialias=True,
+                                            align_corners=False))
+
+
+def test_alpha_content_blends_the_code_towards_the_contents_own(content_model):
+    model, content = content_model, torch.rand(1, 3, 36, 44)
+    with torch.no_grad():  # codes of random vectors: an untrained predictor gives noise images near-equal vectors
+        a, b = (StyleCode(model.style_encoder.from_vector(torch.randn(1, 100) * 3)) for _ in range(2))
+        own = own_code(model, content)
+        zero_a, zero_b = model.stylize(content, a, alpha=0.0), model.stylize(content, b, alpha=0.0)
+        half = model.stylize(content, a, alpha=0.5)
+        half_ref = model.stylize(content, StyleCode({k: 0.5 * (v + own[k]) for k, v in a.tensors.items()}))
+        tensor_alpha = model.stylize(content, a, alpha=torch.tensor(0.5))
+    assert torch.allclose(zero_a, model.stylize(content, own), atol=1e-6) and torch.allclose(zero_a, zero_b, atol=1e-6)
+    assert torch.allclose(half, half_ref, atol=1e-6) and torch.allclose(tensor_alpha, half, atol=1e-6)
+    assert not torch.allclose(half, zero_a, atol=1e-3)
+
+
+def test_alpha_content_gives_each_image_of_a_batch_its_own_code(content_model):
+    contents = torch.stack([torch.rand(3, 32, 40), torch.rand(3, 32, 40) * 0.3])
+    with torch.no_grad():
+        code = content_model.encode_style(torch.rand(1, 3, 48, 48))
+        both = content_model.stylize(contents, code, alpha=0.3)
+        one_by_one = [content_model.stylize(contents[i:i + 1], code, alpha=0.3) for i in range(2)]
+    assert torch.allclose(both, torch.cat(one_by_one), atol=1e-5)
+
+
 @pytest.mark.parametrize("size", [(17, 23), (8, 9), (50, 33)])
 def test_any_content_and_style_size(model, size):
     with torch.no_grad():
@@ -124,17 +159,24 @@ def test_calibration_reaches_its_scales_and_leaves_alpha1_alone():
         assert torch.allclose(again.convs[name].weight, conv.weight, rtol=1e-3, atol=1e-7), name
 
 
-def test_tiles_match_the_whole_image(model):
+@pytest.mark.parametrize("alpha_mode", ["code", "content"])
+def test_tiles_match_the_whole_image(request, alpha_mode):
+    """At alpha < 1 too: the runner blends the codes once, from the whole image, for every tile."""
+    model = request.getfixturevalue("model" if alpha_mode == "code" else "content_model")
     x = torch.rand(1, 3, 96, 80, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         code = model.encode_style(torch.rand(1, 3, 48, 48))
-        whole = model.stylize(x, code)
-        tiled = stylize_tiled(model, x, code, tile=48)
-    assert (tiled - whole).abs().max() < 2e-3
+        for alpha in (1.0, 0.4):
+            whole = model.stylize(x, code, alpha=alpha)
+            tiled = run_model(model, x, [code], alpha=alpha, tile=48)
+            assert (tiled - whole).abs().max() < 2e-3, alpha
 
 
-def test_onnx_export_matches_pytorch(model, tmp_path):
+@pytest.mark.parametrize("alpha_mode", ["code", "content"])
+def test_onnx_export_matches_pytorch(request, alpha_mode, tmp_path):
+    """With alpha "content" the content graph also holds the style predictor (it reads the content's code)."""
     pytest.importorskip("onnxruntime")
+    model = request.getfixturevalue("model" if alpha_mode == "code" else "content_model")
     from dinstyle.export import export_onnx
     from dinstyle.lite import LiteModel
 
@@ -202,3 +244,23 @@ def test_widened_kernels_start_as_the_same_network(model, deformable):
     wide.train()
     wide.stylize(x, wide.encode_style(s)).mean().backward()
     assert wide.style_encoder.weight_nets["res1a"].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("deformable", [False, True])
+def test_stroke_warning_names_only_the_controls_that_do_nothing(deformable):
+    """The predictor sees every style at 256x256: --style-size never changes the strokes, and --stroke-size
+    only does through a deformable model's offsets."""
+    from dinstyle import Stylizer
+    from dinstyle.models.din_magenta import widen
+
+    torch.manual_seed(0)
+    base = create_model("din-magenta")
+    st = Stylizer(widen(base, deformable=True) if deformable else base, device="cpu")
+    style = torch.rand(1, 3, 64, 64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        st.blend_styles([style], factor=2.0)
+        st.blend_styles([style], size=128)
+    said = [str(w.message) for w in caught]
+    assert any("--style-size: no effect" in m for m in said)
+    assert any("--stroke-size" in m for m in said) != deformable

@@ -151,16 +151,18 @@ def test_a_teacher_config_or_run_needs_no_teacher_flag(data, tmp_path, capsys):
     assert load_model_file(run / "model.safetensors").info["step"] == 2
 
 
-def test_init_teacher_fine_tunes_din_magenta_and_starts_at_zero_teacher_loss(data, tmp_path, capsys):
+@pytest.mark.parametrize("alpha", ["features", "content"])
+def test_init_teacher_fine_tunes_din_magenta_and_starts_at_zero_teacher_loss(data, tmp_path, capsys, alpha):
     """teacher = init: targets from a frozen copy of the start, so the first step's teacher terms are zero;
-    --freeze keeps the predictor; the identity and mid-alpha terms move the rest."""
+    --freeze keeps the predictor; the identity and mid-alpha terms move the rest (with alpha "content",
+    through the content's own code)."""
     import json
 
     from dinstyle.cli import main
     from dinstyle.models import create_model, save_model
 
     torch.manual_seed(0)
-    start = create_model("din-magenta", style_size=32, alpha="features")
+    start = create_model("din-magenta", style_size=32, alpha=alpha)
     save_model(start, tmp_path / "start.safetensors")
     run = tmp_path / "r"
     cfg = _config(data, run, arch="din-magenta", model={}, init=str(tmp_path / "start.safetensors"), teacher="init",
@@ -177,6 +179,24 @@ def test_init_teacher_fine_tunes_din_magenta_and_starts_at_zero_teacher_loss(dat
     assert main(["train", "--teacher", "init", "--content", str(data / "content"), "--style", str(data / "style"),
                  "--run", str(tmp_path / "x")]) == 2
     assert "teacher = init needs init = MODEL_FILE" in capsys.readouterr().err
+
+
+def test_offset_predictors_get_their_own_learning_rate(data, tmp_path):
+    from dinstyle.models import create_model, save_model
+    from dinstyle.models.din_magenta import widen
+
+    torch.manual_seed(0)
+    save_model(widen(create_model("din-magenta", style_size=32), deformable=True), tmp_path / "start.safetensors")
+    run = TeacherRun(_config(data, tmp_path / "r", arch="din-magenta", model={}, init=str(tmp_path / "start.safetensors"),
+                             teacher="init", freeze=("style_encoder.predictor",), style_weight=1.0, steps=1,
+                             offset_lr_scale=10.0), log=lambda m: None)
+    run.run()
+    rest, offsets = run.optimizer.param_groups
+    names = {id(p): n for n, p in run.model.named_parameters()}
+    assert offsets["params"] and all(".offset_" in names[id(p)] for p in offsets["params"])
+    assert not any(".offset_" in names[id(p)] for p in rest["params"])
+    assert offsets["lr"] == pytest.approx(10 * rest["lr"]) and rest["lr"] > 0
+    assert load_model_file(tmp_path / "r" / "model.safetensors").info["offset_lr_scale"] == 10.0
 
 
 def test_teacher_training_refuses_a_model_without_a_cacheable_style_side(data, tmp_path, capsys):

@@ -50,11 +50,16 @@ def main(argv=None) -> int:
             out = out if isinstance(out, Image.Image) else Image.fromarray(out)
             canvas.paste(out.resize((widths[i], CELL), Image.LANCZOS), (pad + (col_w + pad) * (j + 1), y))
             print(f"{path} x {name}", file=sys.stderr)
-    out_path = Path(args.output)
+    save_figure(canvas, args.output)
+    return 0
+
+
+def save_figure(canvas: Image.Image, path: str) -> None:
+    """Write a figure for the docs (parent folders made) and print where."""
+    out_path = Path(path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out_path, quality=88)
     print(out_path)
-    return 0
 
 
 if __name__ == "__main__":

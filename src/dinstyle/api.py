@@ -163,10 +163,12 @@ class Stylizer:
             raise UsageError(f"stroke factor must be a positive number, got {factor}")
         sources = [style_source(s) for s in styles]
         check_resizable(sources, size is not None or factor != 1.0)
-        if (size is not None or factor != 1.0) and not self.model.style_size_matters:
-            controls = "--style-size" if self.model.stroke_control else "--style-size, --stroke-size and --stroke-map"
-            warnings.warn(f"{self.model.arch} sees every style at one fixed size ({controls}: no effect "
-                          "on its strokes)", stacklevel=3)
+        if not self.model.style_size_matters:  # a deformable model's strokes still follow the stroke factor
+            ignored = (["--style-size"] if size is not None else []) + \
+                (["--stroke-size", "--stroke-map"] if factor != 1.0 and not self.model.stroke_control else [])
+            if ignored:
+                warnings.warn(f"{self.model.arch} sees every style at one fixed size ({', '.join(ignored)}: no "
+                              "effect on its strokes)", stacklevel=3)
         codes = [self.encode_style(s, round((size or self.style_size) / factor)) for s in sources]
         if len(codes) == 1:
             return codes[0]

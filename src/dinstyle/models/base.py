@@ -66,6 +66,13 @@ class StyleTransferNet(nn.Module):
         return StyleCode(self.style_encoder(style), {"arch": self.arch})
 
     # ------------------------------------------------------------------ content side (per image)
+    def codes_at_alpha(self, codes: Sequence[StyleCode], alpha: float | torch.Tensor,
+                       content: torch.Tensor) -> tuple[list[StyleCode], float | torch.Tensor]:
+        """The codes and alpha that ``stylize`` runs with. Here alpha blends features at each DIN level, so
+        both pass through; a model whose alpha blends codes instead (din-magenta) returns the blended codes and
+        alpha 1. ``content`` is the whole image, so a caller that tiles it can blend once for every tile."""
+        return list(codes), alpha
+
     def stylize(self, content: torch.Tensor, code: StyleCode | Sequence[StyleCode], alpha: float | torch.Tensor = 1.0,
                 masks: Sequence[torch.Tensor] | None = None, stats_fn: StatsFn | None = None,
                 stroke: float | torch.Tensor | None = None) -> torch.Tensor:

@@ -16,11 +16,16 @@ What ``alpha`` blends depends on the weights (config ``alpha``):
 - "code" (converted weights): Magenta never ran its network un-normalised, so alpha < 1 moves the style code
   towards the code of the *average photo* (``neutral_vector``, the mean predictor vector of the training
   photos), where the network paints a photo-like picture; alpha=0 is that picture, not the photo.
+- "content": alpha < 1 moves the style code towards the code of the *content image itself* (Magenta's own
+  interpolation, Ghiasi et al. 2017). It is DIN's analogue of AdaIN's alpha: AdaIN(c, c) = c, and a network
+  that restyles a photo with the photo's own code is asked for the photo back (weights fine-tuned for it:
+  configs/din-magenta-alpha-content.toml). Every alpha stays on the codes the network was trained on. Each
+  image's code is read once from the whole image, so all its tiles share it (each frame of a video its own).
 - "features": DIN's own alpha, each level's output blended with its input. For a 1x1 depthwise DIN that is
   conditional instance norm whose scale and shift move from the style's towards the features' own, so alpha=0
   runs the network un-normalised: weights fine-tuned for it (configs/din-magenta-alpha0.toml) give the photo
   back. A converted model can learn it: instance norm ignores the scale of the conv before it, so rescaling
-  those convs (``calibrate_unnormalised``) costs alpha=1 nothing.
+  those convs (``calibrate_unnormalised``) costs alpha=1 nothing. Its mid alphas were never right (green casts).
 """
 from __future__ import annotations
 
@@ -41,6 +46,9 @@ from .style import DINSpec
 from .stylecode import StyleCode
 
 
+ALPHA_MODES = ("code", "content", "features")
+
+
 @dataclass
 class DINMagentaConfig:
     widths: tuple[int, int, int] = (8, 16, 32)  # channels at 1, 1/2, 1/4
@@ -52,7 +60,7 @@ class DINMagentaConfig:
     din_kernel: int = 1
     din_group_size: int = 1  # input channels per group (1 = depthwise); a level with fewer channels uses fewer
     deformable: bool = False
-    alpha: str = "code"  # what alpha blends: "code" (towards the neutral code) or "features" (DIN's own); see above
+    alpha: str = "code"  # what alpha blends: "code" (neutral code), "content" (the content's code) or "features"
 
 
 def group_size(config: DINMagentaConfig, channels: int) -> int:
@@ -118,8 +126,8 @@ class DINMagenta(StyleTransferNet):
         self.convs["up1"] = nn.Conv2d(c2, c1, 3, bias=False)
         self.convs["out"] = nn.Conv2d(c1, 3, 9, bias=False)
         self.style_encoder = MagentaStyleEncoder({n: (c, group_size(self.config, c), k) for n, c in channels.items()})
-        if self.config.alpha not in ("code", "features"):
-            raise ValueError(f"alpha must be 'code' or 'features', got {self.config.alpha!r}")
+        if self.config.alpha not in ALPHA_MODES:
+            raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {self.config.alpha!r}")
         # mean style vector of photos: alpha=0's code when alpha blends codes (zeros until converted weights fill it)
         self.register_buffer("neutral_vector", torch.zeros(VECTOR_SIZE))
 
@@ -140,16 +148,27 @@ class DINMagenta(StyleTransferNet):
     def neutral_code(self) -> StyleCode:
         return StyleCode(self.style_encoder.from_vector(self.neutral_vector[None]))
 
+    def codes_at_alpha(self, codes, alpha, content):
+        """With config ``alpha`` "code" or "content", alpha < 1 is a blend of codes (see above): the blended
+        codes and alpha 1. ``content`` is the whole image: its code is read at the predictor's size."""
+        if self.config.alpha == "features" or (not torch.is_tensor(alpha) and alpha == 1.0):
+            return list(codes), alpha
+        if self.config.alpha == "code":
+            anchor = self.neutral_code()
+        else:
+            p = next(self.parameters())  # resized where it lies, then moved: a huge image never goes to the GPU
+            # ONNX (opset 17) has no antialiased resize: the exported graph reads a plain bilinear resize
+            small = F.interpolate(content.float(), size=(PREDICTOR_SIZE, PREDICTOR_SIZE), mode="bilinear",
+                                  antialias=not torch.onnx.is_in_onnx_export(), align_corners=False)
+            anchor = StyleCode(self.style_encoder(small.to(p.device, p.dtype)))
+        return [StyleCode({k: anchor[k].to(v) + alpha * (v - anchor[k].to(v)) for k, v in c.tensors.items()})
+                for c in codes], 1.0
+
     def stylize(self, content, code, alpha=1.0, masks=None, stats_fn=None, stroke=None) -> torch.Tensor:
-        """As every model's, except that with config ``alpha = "code"`` alpha blends each code with the neutral
-        code (see above)."""
-        if self.config.alpha == "code" and (torch.is_tensor(alpha) or alpha != 1.0):
-            neutral = self.neutral_code()
-            codes = [code] if isinstance(code, StyleCode) else list(code)
-            code = [StyleCode({k: neutral[k].to(v) + alpha * (v - neutral[k].to(v)) for k, v in c.tensors.items()})
-                    for c in codes]
-            alpha = 1.0
-        return super().stylize(content, code, alpha, masks, stats_fn, stroke)
+        """As every model's, except that with config ``alpha`` "code" or "content" alpha blends codes (see
+        above; a caller that tiles the image blends them first, from the whole image)."""
+        codes, alpha = self.codes_at_alpha([code] if isinstance(code, StyleCode) else code, alpha, content)
+        return super().stylize(content, codes, alpha, masks, stats_fn, stroke)
 
 
 @torch.no_grad()

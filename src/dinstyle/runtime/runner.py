@@ -57,6 +57,8 @@ def _finite(y: torch.Tensor) -> torch.Tensor:
 def _run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth) -> torch.Tensor:
     p = next(model.parameters())
     codes = [c.to(p.device, p.dtype) for c in codes]
+    # from the whole image, before any tiling: every tile then runs with the same codes
+    codes, alpha = model.codes_at_alpha(codes, alpha, x)
     h, w = x.shape[-2:]
     if tile is not None or h * w > max_pixels_untiled:
         tile = tile or tile_for_budget(model, codes[0], max_pixels_untiled)

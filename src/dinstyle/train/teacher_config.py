@@ -34,6 +34,7 @@ class TeacherConfig:
     lr: float = 5e-4
     lr_final: float = 5e-5  # cosine decay from lr to lr_final over `steps`
     warmup: int = 200
+    offset_lr_scale: float = 1.0  # lr multiplier of deformable DIN's offset predictors (they start at zero)
     steps: int = 20000
     grad_clip: float = 0.0  # clip the gradient norm (0 = off: Adam is scale-free, clipping a ~1e4 norm distorts it)
     feature_weight: float = 1.0

@@ -111,8 +111,13 @@ class TeacherRun:
         if cfg.style_weight:
             stats = [self.loss.style_stats(self.styles.images[i:i + 8].float() / 255) for i in range(0, len(self.styles), 8)]
             self.style_stats = {t: tuple(torch.cat([s[t][j] for s in stats]) for j in range(2)) for t in stats[0]}
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        offsets = [p for n, p in named if ".offset_" in n]
+        groups = [{"params": [p for n, p in named if ".offset_" not in n], "lr_scale": 1.0}]
+        if offsets:
+            groups.append({"params": offsets, "lr_scale": cfg.offset_lr_scale})
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr)
         self.rng = random.Random(cfg.seed)
         self.step = 0
         # Samples show held-out pairs (training files only when a folder has none held out).
@@ -164,7 +169,8 @@ class TeacherRun:
                 "style_images": len(self.styles), "held_out": "sha256(file name) % 100 < 12",
                 "loss": {k: getattr(c, k) for k in ("feature_weight", "stats_weight", "pixel_weight",
                                                      "style_weight", "identity_weight", "identity_ssim_weight",
-                                                     "mid_alpha_weight")}}
+                                                     "mid_alpha_weight")},
+                **({"offset_lr_scale": c.offset_lr_scale} if c.offset_lr_scale != 1.0 else {})}
 
     def checkpoint(self) -> None:
         model_file = "model.safetensors"
@@ -205,7 +211,7 @@ class TeacherRun:
         c = self.cfg
         lr = lr_at(c, self.step)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # checkpoints from before the scale: one group
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
             raw = self.model.style_encoder.from_taps(taps)
