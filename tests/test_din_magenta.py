@@ -12,6 +12,7 @@ from dinstyle.models import create_model, load_model_file, save_model
 from dinstyle.models.din_magenta import level_names
 from dinstyle.models.stylecode import StyleCode
 from dinstyle.runtime.runner import run_model
+from dinstyle.runtime.tiling import stylize_tiled
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,18 @@ def own_code(model, content: torch.Tensor) -> StyleCode:
                                             align_corners=False))
 
 
+class MeanColour(torch.nn.Module):
+    """A stand-in style predictor whose vector follows the image's mean colour (an untrained MobileNetV2 gives
+    nearly the same vector for any image, which would hide where the content's code is read)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("proj", torch.randn(3, 100, generator=torch.Generator().manual_seed(5)) * 3)
+
+    def forward(self, x):
+        return (x.mean((2, 3)) - 0.5) @ self.proj
+
+
 def test_alpha_content_blends_the_code_towards_the_contents_own(content_model):
     model, content = content_model, torch.rand(1, 3, 36, 44)
     with torch.no_grad():  # codes of random vectors: an untrained predictor gives noise images near-equal vectors
@@ -111,11 +124,15 @@ def test_alpha_content_blends_the_code_towards_the_contents_own(content_model):
 
 
 def test_alpha_content_gives_each_image_of_a_batch_its_own_code(content_model):
+    import copy
+
+    model = copy.deepcopy(content_model)
+    model.style_encoder.predictor = MeanColour()  # so that the two contents' codes differ
     contents = torch.stack([torch.rand(3, 32, 40), torch.rand(3, 32, 40) * 0.3])
     with torch.no_grad():
-        code = content_model.encode_style(torch.rand(1, 3, 48, 48))
-        both = content_model.stylize(contents, code, alpha=0.3)
-        one_by_one = [content_model.stylize(contents[i:i + 1], code, alpha=0.3) for i in range(2)]
+        code = model.encode_style(torch.rand(1, 3, 48, 48))
+        both = model.stylize(contents, code, alpha=0.3)
+        one_by_one = [model.stylize(contents[i:i + 1], code, alpha=0.3) for i in range(2)]
     assert torch.allclose(both, torch.cat(one_by_one), atol=1e-5)
 
 
@@ -159,10 +176,7 @@ def test_calibration_reaches_its_scales_and_leaves_alpha1_alone():
         assert torch.allclose(again.convs[name].weight, conv.weight, rtol=1e-3, atol=1e-7), name
 
 
-@pytest.mark.parametrize("alpha_mode", ["code", "content"])
-def test_tiles_match_the_whole_image(request, alpha_mode):
-    """At alpha < 1 too: the runner blends the codes once, from the whole image, for every tile."""
-    model = request.getfixturevalue("model" if alpha_mode == "code" else "content_model")
+def test_tiles_match_the_whole_image(model):
     x = torch.rand(1, 3, 96, 80, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         code = model.encode_style(torch.rand(1, 3, 48, 48))
@@ -170,6 +184,24 @@ def test_tiles_match_the_whole_image(request, alpha_mode):
             whole = model.stylize(x, code, alpha=alpha)
             tiled = run_model(model, x, [code], alpha=alpha, tile=48)
             assert (tiled - whole).abs().max() < 2e-3, alpha
+
+
+def test_alpha_content_reads_one_code_for_all_tiles(content_model):
+    """The runner blends the codes once, from the whole image: tiles that each read their own (a dark left,
+    a bright right half) would come out differently."""
+    import copy
+
+    model = copy.deepcopy(content_model)
+    model.style_encoder.predictor = MeanColour()
+    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(3)) * 0.2
+    x[..., 128:] += 0.75
+    with torch.no_grad():
+        code = model.encode_style(torch.rand(1, 3, 48, 48))
+        whole = model.stylize(x, code, alpha=0.4)
+        tiled = run_model(model, x, [code], alpha=0.4, tile=64)
+        per_tile = stylize_tiled(model, x, code, alpha=0.4, tile=64)  # each tile reads its own code
+    assert (tiled - whole).abs().max() < 2e-3
+    assert (per_tile - whole).abs().max() > 2e-2  # the check above could fail
 
 
 @pytest.mark.parametrize("alpha_mode", ["code", "content"])

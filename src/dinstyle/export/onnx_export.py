@@ -5,7 +5,8 @@
   stylized (1, 3, H, W), clamped to [0, 1]. Any H, W: the graph pads to the model's multiple and crops.
   A din-magenta whose alpha blends towards the content's own code carries the style predictor in this graph
   too; it reads that code from a plain bilinear resize (opset 17 has no antialiased one), so at alpha < 1 a
-  large image's output differs a little from PyTorch's (720x360 photo, alpha 0.5: mean |diff| 0.005).
+  large image's output differs a little from PyTorch's (measured in PyTorch, the code of a 720x360 photo
+  read both ways: alpha 0.5 outputs apart by 0.005 on average).
 * ``manifest.json``: what the runtime needs to drive them (see ``dinstyle.lite.manifest``).
 
 Uses the TorchScript exporter (``dynamo=False``): it needs no ``onnxscript`` and handles the traced
