@@ -35,7 +35,7 @@ B = (torch.linspace(0, 1, 40)[None, :] * torch.linspace(1, 0, 40)[:, None]).expa
     [1.0, 0.4, 0.1]).view(1, 3, 1, 1)
 
 
-def test_alpha_zero_is_the_plain_reconstruction(st):
+def test_alpha_zero_is_the_plain_reconstruction_without_restore_and_the_photo_with_it(st):
     x = img()
     st.model.apply_din = lambda ctx, name, f: f  # the network with every DIN layer removed
     try:
@@ -43,11 +43,12 @@ def test_alpha_zero_is_the_plain_reconstruction(st):
             ref = st.model.decode(st.model.encode_content(x), None).clamp(0, 1)
     finally:
         del st.model.apply_din
-    out0 = st.stylize(x, A, alpha=0.0, style_size=SS)
+    out0 = st.stylize(x, A, alpha=0.0, style_size=SS, restore=False)
     assert torch.allclose(out0, ref, atol=1e-6)
-    assert torch.allclose(st.stylize(x, B, alpha=0.0, style_size=SS), out0)
-    d = [(st.stylize(x, A, alpha=a, style_size=SS) - ref).abs().mean() for a in (0.25, 0.5, 1.0)]
+    assert torch.allclose(st.stylize(x, B, alpha=0.0, style_size=SS, restore=False), out0)
+    d = [(st.stylize(x, A, alpha=a, style_size=SS, restore=False) - ref).abs().mean() for a in (0.25, 0.5, 1.0)]
     assert 0 < d[0] < d[1] < d[2]
+    assert torch.equal(st.stylize(x, A, alpha=0.0, style_size=SS), x)  # restore (the default): the photo
 
 
 def test_style_weights_blend_in_parameter_space(st):

@@ -61,6 +61,27 @@ def test_content_graph_matches_pytorch(exported, arch, hw):
         assert np.abs(out - ref).max() <= 1e-3, (arch, hw, alpha)
 
 
+def test_content_alpha_mode_exports_the_content_code_path(tmp_path):
+    """din-fast with alpha "content" (the bundled file's setting): the content graph reads the content's own
+    code through the style encoder. Contents no larger than the code size: the graph's resize is plain
+    bilinear (opset 17 has no antialiased one), which matches PyTorch's antialiased one when enlarging."""
+    torch.manual_seed(0)
+    model = create_model("din-fast", **TINY_FAST, alpha="content").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_onnx(model, tmp_path / "onnx")
+    lite = LiteModel(tmp_path / "onnx")
+    code = _code(model, 72, 56, seed=1)
+    arrays = {k: v.numpy() for k, v in code.tensors.items()}
+    for hw in [(33, 47), (64, 64)]:
+        x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            ref = model.stylize(x, code, alpha=0.4).clamp(0, 1).numpy()
+            own = model.stylize(x, model.content_code(x), alpha=1.0).clamp(0, 1).numpy()
+        assert np.abs(lite.stylize_array(x.numpy(), arrays, 0.4) - ref).max() <= 1e-3, hw
+        assert np.abs(lite.stylize_array(x.numpy(), arrays, 0.0) - own).max() <= 1e-3, hw
+
+
 @pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast", "adain"])
 @pytest.mark.parametrize("hw", SIZES)
 def test_style_graph_matches_pytorch(exported, arch, hw):

@@ -95,10 +95,14 @@ def _torch_code(model, style_path: Path) -> StyleCode:
         return model.encode_style(resize_long_side(pil_to_tensor(load_image(style_path)), 96))
 
 
-def _torch_stylize(model, content_path: Path, code: StyleCode, alpha: float = 1.0) -> np.ndarray:
+def _torch_stylize(model, content_path: Path, code: StyleCode, alpha: float = 1.0, restore: bool = True) -> np.ndarray:
+    """What dinstyle's PyTorch path gives, restore included (alpha < 1 adds back what alpha 0 loses)."""
+    x = pil_to_tensor(load_image(content_path))
     with torch.no_grad():
-        out = model.stylize(pil_to_tensor(load_image(content_path)), code, alpha=alpha)
-    return np.asarray(tensor_to_pil(out), dtype=np.int16)
+        out = model.stylize(x, code, alpha=alpha).clamp(0, 1)
+        if restore and alpha < 1:
+            out = out + (1 - alpha) * (x - model.stylize(x, code, alpha=0.0).clamp(0, 1))
+    return np.asarray(tensor_to_pil(out.clamp(0, 1)), dtype=np.int16)
 
 
 def test_fresh_venv_has_no_torch(lite_python):
@@ -127,6 +131,12 @@ def test_lite_cli_with_style_code_file(lite_python, setup):
     assert "warning" not in r.stderr  # the code was made by this very model
     ref = _torch_stylize(setup["model"], setup["content"], StyleCode.load(setup["dir"] / "style.safetensors"), 0.6)
     assert np.abs(_pixels(out) - ref).max() <= 1
+    r = _run_lite(lite_python, "--model-dir", str(setup["onnx"]), "--style", str(setup["dir"] / "style.safetensors"),
+                  "--alpha", "0.6", "--no-restore", str(setup["content"]), "-o", str(out), "--overwrite")
+    assert r.returncode == 0, r.stderr
+    raw = _torch_stylize(setup["model"], setup["content"], StyleCode.load(setup["dir"] / "style.safetensors"), 0.6,
+                         restore=False)
+    assert np.abs(_pixels(out) - raw).max() <= 1 and np.abs(raw - ref).mean() > 1  # the flag really differs
 
 
 def test_import_lite_does_not_import_torch():

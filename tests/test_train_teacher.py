@@ -115,6 +115,28 @@ def test_tiny_run_writes_a_loadable_model_and_resumes_exactly(data, tmp_path):
     assert logged == [1, 2, 3, 4]
 
 
+def test_a_run_from_an_init_file_resumes_exactly(data, tmp_path):
+    """The style bank caches the frozen predictor's vectors at start-up: a resumed run must compute them with
+    the init file's predictor, not a freshly seeded one (it once did: the loss jumped 100x on resume)."""
+    from dinstyle.models import create_model, save_model
+
+    torch.manual_seed(7)  # not the run's seed: a predictor the run could not make itself
+    save_model(create_model("din-magenta", style_size=32), tmp_path / "init.safetensors")
+    cfg = lambda run: _config(data, run, arch="din-magenta", model={}, init=str(tmp_path / "init.safetensors"),  # noqa: E731
+                              teacher="init", freeze=("style_encoder.predictor",), style_weight=1.0)
+    TeacherRun(cfg(tmp_path / "a"), log=lambda m: None).run()
+
+    def interrupt_at_step_2(message):
+        if message.startswith("step 2 "):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    TeacherRun(cfg(tmp_path / "b"), log=interrupt_at_step_2).run()
+    TeacherRun(cfg(tmp_path / "b"), resume=True, log=lambda m: None).run()
+    a, b = _weights(tmp_path / "a" / "model.safetensors"), _weights(tmp_path / "b" / "model.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"resume from an init file is not exact at {k}"
+
+
 def test_cli_keeps_the_two_recipes_apart(data, tmp_path, capsys):
     from dinstyle.cli import main
 

@@ -26,7 +26,7 @@ from dinstyle.eval.magenta_weights import magenta_as_din
 from dinstyle.io.holdout import split_files
 from dinstyle.io.images import load_image, pil_to_tensor
 from dinstyle.models import save_model
-from dinstyle.models.din_magenta import ALPHA_MODES
+from dinstyle.models.base import ALPHA_MODES
 from dinstyle.train.images import list_images
 
 CREDIT = ("Magenta arbitrary image stylization (Ghiasi et al. 2017), weights Apache-2.0, from the int8 ONNX "

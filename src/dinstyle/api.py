@@ -205,12 +205,12 @@ class Stylizer:
                 preserve_color: bool = False, mask: ImageLike | None = None, stroke_size: float = 1.0,
                 stroke_map: ImageLike | None = None, tile: int | None = None,
                 max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                progress: Callable[[int, int], None] | None = None):
+                progress: Callable[[int, int], None] | None = None, restore: bool = True):
         """Restyle ``image``; returns the same kind of object (a path gives a PIL image).
 
         Args:
             style: one style (image, path, ``builtin:NAME``, ``.safetensors`` code, StyleCode) or a list.
-            alpha: style strength in [0, 1]; 0 is the model's plain reconstruction of the content.
+            alpha: style strength in [0, 1]; 0 returns the content itself (see ``restore``).
             style_weights: with several styles, their blend weights (in DIN-parameter space).
             style_size: long side the style image is resized to before encoding (default: the model's own);
                 larger = smaller strokes.
@@ -221,6 +221,9 @@ class Stylizer:
             stroke_map: grayscale map, black = small strokes (x0.5), white = large (x2).
             tile: force tiling with this core size; otherwise images over ``max_pixels_untiled`` pixels,
                 or ones that run out of memory, are tiled automatically.
+            restore: with alpha < 1, add back (1 - alpha) x what the model loses reconstructing the content
+                (its output at alpha 0), so alpha 0 is the content itself; False = the model's own alpha only
+                (``runtime.runner.run_model``). A second content pass when 0 < alpha < 1.
         """
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:
@@ -249,7 +252,7 @@ class Stylizer:
                 masks += [region * (1 - v), region * v]
             stroke = stroke_size * stroke_multiplier(v)
         out = run_model(self.model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
-                        max_pixels_untiled=max_pixels_untiled, progress=progress)
+                        max_pixels_untiled=max_pixels_untiled, progress=progress, restore=restore)
         out = out.clamp(0, 1)
         if preserve_color:
             out = controls.preserve_color(out, x)
@@ -272,7 +275,7 @@ class Stylizer:
                        temporal: float = 0.0, batch_size: int | None = None, cut_threshold: float = CUT_THRESHOLD,
                        style_size: int | None = None, style_weights: Sequence[float] | None = None,
                        preserve_color: bool = False, stroke_size: float = 1.0,
-                       max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED) -> Iterator[Frame]:
+                       max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, restore: bool = True) -> Iterator[Frame]:
         """Stylize a stream of frames, in order, with ``style`` (encoded once; see ``style_code``).
 
         Frames may be uint8/float (H, W, 3) arrays, PIL images or (3, H, W)/(1, 3, H, W) tensors in [0, 1];
@@ -280,7 +283,8 @@ class Stylizer:
         independent frames) and resets at scene cuts; results do not depend on ``batch_size`` (default: 1 on
         CPU, where bigger batches measured no faster, 8 on GPUs).
         ``stroke_size`` S encodes the style at style_size / S (larger strokes) and passes S to the model.
-        Frames over ``max_pixels_untiled`` pixels are stylized in tiles, as images are.
+        Frames over ``max_pixels_untiled`` pixels are stylized in tiles, as images are. ``alpha`` and
+        ``restore`` work as in ``stylize``.
         """
         if batch_size is None:
             batch_size = 1 if self.device.type == "cpu" else AUTO_GPU_BATCH
@@ -288,7 +292,7 @@ class Stylizer:
             raise UsageError(f"batch size must be >= 1, got {batch_size}")
         code = self.style_code(style, style_size, style_weights, stroke_size)
         run = FrameStylizer(self.model, code, alpha, temporal, cut_threshold, preserve_color, stroke_size,
-                            max_pixels_untiled, device=self.device, dtype=self.dtype)
+                            max_pixels_untiled, device=self.device, dtype=self.dtype, restore=restore)
         yield from stream_frames(run, frames, batch_size)
 
     def stylize_video(self, in_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -301,7 +305,7 @@ class Stylizer:
 
         Keeps the timing (frame rate, variable too) and the audio; ``size``/``max_size`` resize the long side;
         ``start``/``duration`` (seconds) cut a segment; ``temporal`` steadies the frames (0 = independent).
-        ``controls`` are those of ``stylize_frames`` (alpha, batch_size, cut_threshold, style_size,
+        ``controls`` are those of ``stylize_frames`` (alpha, restore, batch_size, cut_threshold, style_size,
         style_weights, preserve_color, stroke_size, max_pixels_untiled). Frames over ``max_pixels`` are refused;
         the output may be no input: the video, nor the style files, nor the model (``inputs``).
         Returns a summary dict (frames, size, fps, audio, timing).

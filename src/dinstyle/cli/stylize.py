@@ -38,7 +38,9 @@ def register(sub) -> None:
                    "next to each input)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or model file (default: the bundled trained model)")
     g = p.add_argument_group("controls")
-    g.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1; 0 = plain reconstruction (default 1)")
+    g.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1; 0 = the photo itself (default 1)")
+    g.add_argument("--no-restore", dest="restore", action="store_false",
+                   help="alpha < 1 without adding back the photo's detail: the model's own alpha only")
     g.add_argument("--style-weights", metavar="W1,W2,...", help="blend weights of several --style (DIN-parameter space)")
     g.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
     g.add_argument("--mask", metavar="FILE", help="label image: its distinct values, ascending, pick the styles in order")
@@ -159,7 +161,7 @@ def run(args) -> int:
 
     from ..api import Stylizer
 
-    opts = dict(alpha=args.alpha, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
+    opts = dict(alpha=args.alpha, restore=args.restore, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
                 stroke_size=args.stroke_size, tile=args.tile, max_pixels=max_pixels,
                 max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED)
     st = None

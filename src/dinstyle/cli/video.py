@@ -18,7 +18,9 @@ def register(sub) -> None:
                    help="style image, builtin:NAME or saved style code (.safetensors); repeat to blend styles")
     p.add_argument("--style-weights", metavar="W1,W2,...", help="blend weights of repeated --style")
     p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or model file")
-    p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1 (default 1)")
+    p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1; 0 = the video itself (default 1)")
+    p.add_argument("--no-restore", dest="restore", action="store_false",
+                   help="alpha < 1 without adding back the photo's detail: the model's own alpha only")
     p.add_argument("--temporal", type=float, default=0.5, metavar="T",
                    help="temporal stability 0..1: 0 = independent frames (default 0.5)")
     size = p.add_mutually_exclusive_group()
@@ -72,7 +74,7 @@ def run(args) -> int:
     summary = st.stylize_video(
         src, out, styles if len(styles) > 1 else styles[0], size=args.size, max_size=args.max_size,
         start=args.start, duration=args.duration, overwrite=args.overwrite, progress=not args.quiet,
-        alpha=args.alpha, temporal=args.temporal, batch_size=args.batch_size, style_size=args.style_size,
+        alpha=args.alpha, restore=args.restore, temporal=args.temporal, batch_size=args.batch_size, style_size=args.style_size,
         style_weights=weights, preserve_color=args.preserve_color, stroke_size=args.stroke_size, inputs=inputs,
         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
         max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED,

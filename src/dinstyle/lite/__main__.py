@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", required=True, help="style image, or a style code .safetensors file")
     p.add_argument("-o", "--output", help="output image (one content) or directory (several); "
                                           "default: CONTENT_stylized.png next to each content")
-    p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1 (default 1)")
+    p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1; 0 = the photo itself (default 1)")
+    p.add_argument("--no-restore", dest="restore", action="store_false",
+                   help="alpha < 1 without adding back the photo's detail: the model's own alpha only")
     p.add_argument("--style-size", type=int, default=None,
                    help="scale the style image's longer side to this (default: the manifest's; 0 = as is)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         try:
             t0 = time.perf_counter()
-            image = model.stylize(content, code, args.alpha)
+            image = model.stylize(content, code, args.alpha, restore=args.restore)
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:

@@ -135,8 +135,10 @@ class LiteModel:
         label = str(style) if isinstance(style, (str, os.PathLike)) else "style image"
         return check_finite(self.encode_style(style, style_size), label)
 
-    def stylize(self, content: ImageLike, code: Mapping[str, np.ndarray], alpha: float = 1.0) -> np.ndarray:
-        """Restyle one image of any size; HxWx3 float32 in [0, 1]."""
+    def stylize(self, content: ImageLike, code: Mapping[str, np.ndarray], alpha: float = 1.0,
+                restore: bool = True) -> np.ndarray:
+        """Restyle one image of any size; HxWx3 float32 in [0, 1]. ``restore`` as dinstyle's: with alpha < 1,
+        add back (1 - alpha) x (content - the graph's output at alpha 0), so alpha 0 is the content itself."""
         if not 0.0 <= alpha <= 1.0:
             raise DinstyleError(f"alpha must be between 0 and 1, got {alpha}")
         image = load_rgb(content) if isinstance(content, (str, os.PathLike)) else np.asarray(content, np.float32)
@@ -146,7 +148,14 @@ class LiteModel:
         floor = self.manifest["min_size"]  # below it the graph's reflect pads run out of pixels: edge-pad
         if h < floor or w < floor:
             image = np.pad(image, ((0, max(0, floor - h)), (0, max(0, floor - w)), (0, 0)), mode="edge")
-        out = self.stylize_array(_nchw(image), code, alpha)[0, :, :h, :w]
+        x = _nchw(image)
+        if restore and alpha <= 0.0:
+            out = x[0, :, :h, :w]
+        else:
+            out = self.stylize_array(x, code, alpha)[0, :, :h, :w]
+            if restore and alpha < 1.0:
+                y0 = self.stylize_array(x, code, 0.0)[0, :, :h, :w]
+                out = np.clip(out + (1.0 - alpha) * (x[0, :, :h, :w] - y0), 0.0, 1.0)
         if not np.isfinite(out).all():
             raise DinstyleError("the model produced NaN or inf: its weights or the style code hold extreme values")
         return np.ascontiguousarray(out.transpose(1, 2, 0))

@@ -15,6 +15,13 @@ from .stylecode import StyleCode
 # stats_fn(level_name, pre-norm features) -> (mean, std) to use instead of the features' own, or None.
 StatsFn = Callable[[str, torch.Tensor], Optional[tuple[torch.Tensor, torch.Tensor]]]
 
+# What alpha < 1 blends, by a model config's ``alpha`` (a config without one: "features"):
+# - "features": DIN's own alpha, each level's output blended with its input features (0 = no DIN at all);
+# - "content": the style code moves towards the code of the content image itself (AdaIN(c, c) = c in DIN
+#   form), then the network runs at full strength: every alpha stays on codes the network was trained on;
+# - "code": towards the model's neutral code (``neutral_code``; din-magenta's converted weights).
+ALPHA_MODES = ("features", "content", "code")
+
 
 @dataclass(frozen=True)
 class DINContext:
@@ -54,6 +61,19 @@ class StyleTransferNet(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        if self.alpha_mode not in ALPHA_MODES:
+            raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {self.alpha_mode!r}")
+        if self.alpha_mode == "code" and type(self).neutral_code is StyleTransferNet.neutral_code:
+            self.neutral_code()  # raises: say so now, not at the first alpha < 1
+
+    @property
+    def alpha_mode(self) -> str:
+        return getattr(self.config, "alpha", "features")
+
+    @property
+    def content_code_size(self) -> int:
+        """The square size a content image is read at for its own code (alpha "content")."""
+        return self.config.style_size
 
     @property
     def stroke_control(self) -> bool:
@@ -68,10 +88,27 @@ class StyleTransferNet(nn.Module):
     # ------------------------------------------------------------------ content side (per image)
     def codes_at_alpha(self, codes: Sequence[StyleCode], alpha: float | torch.Tensor,
                        content: torch.Tensor) -> tuple[list[StyleCode], float | torch.Tensor]:
-        """The codes and alpha that ``stylize`` runs with. Here alpha blends features at each DIN level, so
-        both pass through; a model whose alpha blends codes instead (din-magenta) returns the blended codes and
-        alpha 1. ``content`` is the whole image, so a caller that tiles it can blend once for every tile."""
-        return list(codes), alpha
+        """The codes and alpha that ``stylize`` runs with (``ALPHA_MODES``): with alpha "features" both pass
+        through; with "content" or "code", alpha < 1 returns the blended codes and alpha 1. ``content`` is the
+        whole image, so a caller that tiles it blends once for every tile."""
+        if self.alpha_mode == "features" or (not torch.is_tensor(alpha) and alpha == 1.0):
+            return list(codes), alpha
+        anchor = self.neutral_code() if self.alpha_mode == "code" else self.content_code(content)
+        # one line rather than stylecode.blend: export needs a tensor alpha to stay a tensor
+        return [StyleCode({k: anchor[k].to(v) + alpha * (v - anchor[k].to(v)) for k, v in c.tensors.items()})
+                for c in codes], 1.0
+
+    def content_code(self, content: torch.Tensor) -> StyleCode:
+        """The content image's own style code, read from the whole image at ``content_code_size`` squared."""
+        p = next(self.parameters())  # resized where it lies, then moved: a huge image never goes to the GPU
+        size = (self.content_code_size, self.content_code_size)
+        # ONNX (opset 17) has no antialiased resize: the exported graph reads a plain bilinear resize
+        small = F.interpolate(content.float(), size=size, mode="bilinear",
+                              antialias=not torch.onnx.is_in_onnx_export(), align_corners=False)
+        return StyleCode(self.style_encoder(small.to(p.device, p.dtype)))
+
+    def neutral_code(self) -> StyleCode:
+        raise ValueError(f"{self.arch} has no neutral code: alpha 'code' needs one (din-magenta's converted weights)")
 
     def stylize(self, content: torch.Tensor, code: StyleCode | Sequence[StyleCode], alpha: float | torch.Tensor = 1.0,
                 masks: Sequence[torch.Tensor] | None = None, stats_fn: StatsFn | None = None,
@@ -80,8 +117,10 @@ class StyleTransferNet(nn.Module):
         that sums to one over the codes. ``alpha`` in [0, 1] blends DIN's output with its input features
         (0 = plain reconstruction of the content). ``stroke`` (a number or a (B|1, 1, H, W) map of
         multipliers, 1 = as trained) reaches each DIN layer's ``conv``; deformable DIN scales its sampling
-        offsets with it, plain DIN ignores it. Any H, W works: padded, then cropped back."""
-        codes = [code] if isinstance(code, StyleCode) else list(code)
+        offsets with it, plain DIN ignores it. Any H, W works: padded, then cropped back. With config alpha
+        "content" or "code", alpha blends codes instead (``codes_at_alpha``; a caller that tiles the image
+        blends them first, from the whole image)."""
+        codes, alpha = self.codes_at_alpha([code] if isinstance(code, StyleCode) else code, alpha, content)
         if masks is not None and len(masks) != len(codes):
             raise ValueError(f"{len(masks)} masks for {len(codes)} styles")
         x, (h, w) = pad_to_multiple(content, self.pad_multiple)

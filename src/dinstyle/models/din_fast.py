@@ -39,6 +39,7 @@ class DINFastConfig:
     style_size: int = 256  # long side a style image is encoded at by default (as in training)
     seed: int = 0  # for random-* style encoders
     deformable: bool = False
+    alpha: str = "features"  # what alpha blends (models.base.ALPHA_MODES); the bundled weights say "content"
 
 
 def up2(x: torch.Tensor) -> torch.Tensor:

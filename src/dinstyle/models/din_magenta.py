@@ -46,9 +46,6 @@ from .style import DINSpec
 from .stylecode import StyleCode
 
 
-ALPHA_MODES = ("code", "content", "features")
-
-
 @dataclass
 class DINMagentaConfig:
     widths: tuple[int, int, int] = (8, 16, 32)  # channels at 1, 1/2, 1/4
@@ -126,8 +123,6 @@ class DINMagenta(StyleTransferNet):
         self.convs["up1"] = nn.Conv2d(c2, c1, 3, bias=False)
         self.convs["out"] = nn.Conv2d(c1, 3, 9, bias=False)
         self.style_encoder = MagentaStyleEncoder({n: (c, group_size(self.config, c), k) for n, c in channels.items()})
-        if self.config.alpha not in ALPHA_MODES:
-            raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {self.config.alpha!r}")
         # mean style vector of photos: alpha=0's code when alpha blends codes (zeros until converted weights fill it)
         self.register_buffer("neutral_vector", torch.zeros(VECTOR_SIZE))
 
@@ -148,27 +143,9 @@ class DINMagenta(StyleTransferNet):
     def neutral_code(self) -> StyleCode:
         return StyleCode(self.style_encoder.from_vector(self.neutral_vector[None]))
 
-    def codes_at_alpha(self, codes, alpha, content):
-        """With config ``alpha`` "code" or "content", alpha < 1 is a blend of codes (see above): the blended
-        codes and alpha 1. ``content`` is the whole image: its code is read at the predictor's size."""
-        if self.config.alpha == "features" or (not torch.is_tensor(alpha) and alpha == 1.0):
-            return list(codes), alpha
-        if self.config.alpha == "code":
-            anchor = self.neutral_code()
-        else:
-            p = next(self.parameters())  # resized where it lies, then moved: a huge image never goes to the GPU
-            # ONNX (opset 17) has no antialiased resize: the exported graph reads a plain bilinear resize
-            small = F.interpolate(content.float(), size=(PREDICTOR_SIZE, PREDICTOR_SIZE), mode="bilinear",
-                                  antialias=not torch.onnx.is_in_onnx_export(), align_corners=False)
-            anchor = StyleCode(self.style_encoder(small.to(p.device, p.dtype)))
-        return [StyleCode({k: anchor[k].to(v) + alpha * (v - anchor[k].to(v)) for k, v in c.tensors.items()})
-                for c in codes], 1.0
-
-    def stylize(self, content, code, alpha=1.0, masks=None, stats_fn=None, stroke=None) -> torch.Tensor:
-        """As every model's, except that with config ``alpha`` "code" or "content" alpha blends codes (see
-        above; a caller that tiles the image blends them first, from the whole image)."""
-        codes, alpha = self.codes_at_alpha([code] if isinstance(code, StyleCode) else code, alpha, content)
-        return super().stylize(content, codes, alpha, masks, stats_fn, stroke)
+    @property
+    def content_code_size(self) -> int:
+        return PREDICTOR_SIZE  # the predictor's training size, whatever the model's style_size
 
 
 @torch.no_grad()

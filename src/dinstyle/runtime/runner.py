@@ -39,12 +39,34 @@ def _free(device: torch.device) -> None:
 def run_model(model: StyleTransferNet, x: torch.Tensor, codes: Sequence[StyleCode], alpha: float = 1.0,
               masks: Sequence[torch.Tensor] | None = None, stroke: float | torch.Tensor | None = None,
               tile: int | None = None, max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED,
-              progress: Callable[[int, int], None] | None = None, smooth: Smooth | None = None) -> torch.Tensor:
+              progress: Callable[[int, int], None] | None = None, smooth: Smooth | None = None,
+              restore: bool = True) -> torch.Tensor:
     """``model.stylize`` on ``x`` ((B, 3, H, W) float in [0, 1], on the CPU or the model's device), the one
     path for images and video frames alike: whole when small, tiled above ``max_pixels_untiled`` or when
     memory runs out. ``smooth(level, mean, std)`` replaces each DIN level's statistics (video: smoothed
-    over time). Returns float32 on ``x``'s device, unclamped; a result with NaN or inf is refused."""
-    return _finite(_run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth))
+    over time). Returns float32 on ``x``'s device, unclamped; a result with NaN or inf is refused.
+
+    ``restore`` (alpha < 1): add back ``(1 - alpha) * (x - y0)``, where ``y0`` is the model's own output at
+    alpha 0, its reconstruction of the photo. That is what the network loses of the photo (detail, exact
+    colours), so alpha 0 returns the photo itself and the alphas between keep the model's own interpolation
+    of the style, plus that share of the photo's detail (docs/USAGE.md). It costs a second content pass;
+    alpha 0 needs none."""
+    if not restore or alpha >= 1.0:
+        return _finite(_run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth))
+    if alpha <= 0.0:
+        return x.float().clone()
+    halves = [None, None] if progress is None else [lambda d, n: progress(d, 2 * n), lambda d, n: progress(n + d, 2 * n)]
+    y = _run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, halves[0], smooth)
+    y0 = _run(model, x, codes, 0.0, masks, stroke, tile, max_pixels_untiled, halves[1], _own_state(smooth))
+    # on the images as they are shown, clamped (as the exported graph, and so dinstyle.lite, gives them)
+    return _finite(y).clamp(0, 1) + (1.0 - alpha) * (x.to(y) - _finite(y0).clamp(0, 1))
+
+
+def _own_state(smooth: Smooth | None) -> Smooth | None:
+    """The alpha-0 pass keeps its own smoothed statistics (under other level names): its features differ."""
+    if smooth is None:
+        return None
+    return lambda level, mean, std: smooth(f"alpha0/{level}", mean, std)
 
 
 def _finite(y: torch.Tensor) -> torch.Tensor:

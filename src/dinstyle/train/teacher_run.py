@@ -59,7 +59,9 @@ class TeacherRun:
         self.stop_reason: str | None = None
 
     # ------------------------------------------------------------------ setup
-    def _model(self):
+    def _model(self, weights: Path | str | None):
+        """The student, with ``weights`` loaded (the init file, or the run's own on resume) before anything is
+        computed with it: the style bank caches the frozen encoder's taps, so they must be the trained ones."""
         cfg = self.cfg
         model_cfg = dict(cfg.model)
         if cfg.init and not self.resume:
@@ -76,8 +78,13 @@ class TeacherRun:
         if not callable(getattr(model.style_encoder, "taps_of", None)):  # the style bank caches the encoder's frozen part
             raise UsageError(f"--teacher training needs a style encoder with a frozen part (din-fast, din-magenta, "
                              f"din-mobilenet, din-vgg); {cfg.arch} trains with the paper's recipe (no --teacher)")
-        if cfg.init and not self.resume:
-            load_trainable(model, cfg.init)
+        if weights:
+            try:
+                load_trainable(model, weights)
+            except (KeyError, TypeError, ValueError, RuntimeError) as e:
+                if not self.resume:
+                    raise
+                raise DinstyleError(f"{weights}: not usable to resume from ({e})") from None
         return model
 
     def setup(self) -> None:
@@ -85,7 +92,8 @@ class TeacherRun:
         torch.manual_seed(cfg.seed)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.model = self._model().train()
+        state = self._read_checkpoint() if self.resume else None
+        self.model = self._model(self.run_dir / state["model_file"] if state else cfg.init).train()
         freeze_parameters(self.model, cfg.freeze)
         self.cfg = cfg = dataclasses.replace(cfg, model={k: list(v) if isinstance(v, tuple) else v
                                                          for k, v in dataclasses.asdict(self.model.config).items()})
@@ -122,8 +130,8 @@ class TeacherRun:
         self.step = 0
         # Samples show held-out pairs (training files only when a folder has none held out).
         self._samples_setup(files["content_held"] or files["content"], files["style_held"] or files["style"])
-        if self.resume:
-            self._load_checkpoint()
+        if state:
+            self._restore(state)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "samples").mkdir(exist_ok=True)
         atomic_write(self.run_dir / "config.toml", lambda tmp: tmp.write_text(to_toml(cfg), encoding="utf-8"))
@@ -143,21 +151,28 @@ class TeacherRun:
             self.sample_teacher = self.teacher.targets(self.sample_content, sbank.vectors[:n])
 
     # ------------------------------------------------------------------ state
-    def _load_checkpoint(self) -> None:
+    def _read_checkpoint(self) -> dict:
         path = self.run_dir / CHECKPOINT
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            if state.get("version") != CHECKPOINT_VERSION:
-                raise DinstyleError(f"{path}: unknown checkpoint version {state.get('version')!r}")
-            load_trainable(self.model, self.run_dir / state["model_file"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step = int(state["step"])
-            self.rng.setstate(_tuplify(state["python_rng"]))
-            torch.set_rng_state(state["torch_rng"])
         except FileNotFoundError:
             raise DinstyleError(f"{path}: no checkpoint to resume") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise DinstyleError(f"{path}: not a usable checkpoint ({e})") from None
+        if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model_file" not in state:
+            version = state.get("version") if isinstance(state, dict) else None
+            raise DinstyleError(f"{path}: unknown checkpoint version {version!r}")
+        return state
+
+    def _restore(self, state: dict) -> None:
+        """Optimizer, step and RNGs from ``state`` (the weights were loaded with the model)."""
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            self.rng.setstate(_tuplify(state["python_rng"]))
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise DinstyleError(f"{self.run_dir / CHECKPOINT}: not a usable checkpoint ({e})") from None
         truncate_log(self.run_dir / "log.jsonl", self.step)
 
     def _info(self) -> dict:

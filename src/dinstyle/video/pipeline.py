@@ -78,13 +78,13 @@ class FrameStylizer:
     def __init__(self, model: StyleTransferNet, code: StyleCode, alpha: float = 1.0, temporal: float = 0.0,
                  cut_threshold: float = CUT_THRESHOLD, preserve_color: bool = False, stroke_size: float = 1.0,
                  max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, *, device: torch.device | None = None,
-                 dtype: torch.dtype | None = None):
+                 dtype: torch.dtype | None = None, restore: bool = True):
         if not 0.0 <= alpha <= 1.0:
             raise UsageError(f"alpha must be in [0, 1], got {alpha}")
         if not 0.0 <= temporal <= 1.0:
             raise UsageError(f"temporal must be in [0, 1], got {temporal}")
         param = next(model.parameters())
-        self.model, self.alpha = model, alpha
+        self.model, self.alpha, self.restore = model, alpha, restore
         self.device, self.dtype = device or param.device, dtype or param.dtype  # the model's: float16 on CUDA by default
         self.code = code.to(self.device, self.dtype)
         self.preserve_color = preserve_color
@@ -102,7 +102,7 @@ class FrameStylizer:
             self.smoother.begin(x)
             smooth = self.smoother.smooth
         y = run_model(self.model, x, [self.code], alpha=self.alpha, stroke=self.stroke,
-                      max_pixels_untiled=self.max_pixels_untiled, smooth=smooth)
+                      max_pixels_untiled=self.max_pixels_untiled, smooth=smooth, restore=self.restore)
         y = y.clamp(0, 1)
         if self.preserve_color:
             y = preserve_color(y, x)
