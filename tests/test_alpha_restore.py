@@ -107,6 +107,14 @@ def test_alpha_content_mode_blends_towards_the_contents_own_code():
     assert not torch.allclose(model.stylize(x, code, alpha=0.3), model.stylize(x, code), atol=1e-3)
     tiled = run_model(model, x, [code], alpha=0.3, tile=32, restore=False)
     assert (tiled - model.stylize(x, code, alpha=0.3)).abs().max() < 1e-4  # one code for every tile
+    reads = []
+    read = model.content_code
+    model.content_code = lambda c: reads.append(c.shape) or read(c)
+    try:  # both passes of the restore (alpha 0.3 and 0), in tiles, blend towards one code read once
+        run_model(model, x, [code], alpha=0.3, tile=32)
+    finally:
+        del model.content_code
+    assert reads == [x.shape]
     features = create_model("din-fast", **TINY_FAST).eval()  # the default: DIN's own alpha
     features.load_state_dict(model.state_dict())
     assert not torch.allclose(features.stylize(x, code, alpha=0.3), model.stylize(x, code, alpha=0.3), atol=1e-3)

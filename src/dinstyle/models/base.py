@@ -86,17 +86,24 @@ class StyleTransferNet(nn.Module):
         return StyleCode(self.style_encoder(style), {"arch": self.arch})
 
     # ------------------------------------------------------------------ content side (per image)
-    def codes_at_alpha(self, codes: Sequence[StyleCode], alpha: float | torch.Tensor,
-                       content: torch.Tensor) -> tuple[list[StyleCode], float | torch.Tensor]:
+    def codes_at_alpha(self, codes: Sequence[StyleCode], alpha: float | torch.Tensor, content: torch.Tensor | None = None,
+                       anchor: StyleCode | None = None) -> tuple[list[StyleCode], float | torch.Tensor]:
         """The codes and alpha that ``stylize`` runs with (``ALPHA_MODES``): with alpha "features" both pass
-        through; with "content" or "code", alpha < 1 returns the blended codes and alpha 1. ``content`` is the
-        whole image, so a caller that tiles it blends once for every tile."""
+        through; with "content" or "code", alpha < 1 returns the codes blended towards ``anchor`` (default
+        ``alpha_anchor(content)``) and alpha 1. A caller that tiles an image, or runs it at two alphas, reads
+        the anchor once from the whole image and passes it."""
         if self.alpha_mode == "features" or (not torch.is_tensor(alpha) and alpha == 1.0):
             return list(codes), alpha
-        anchor = self.neutral_code() if self.alpha_mode == "code" else self.content_code(content)
+        anchor = self.alpha_anchor(content) if anchor is None else anchor
         # one line rather than stylecode.blend: export needs a tensor alpha to stay a tensor
         return [StyleCode({k: anchor[k].to(v) + alpha * (v - anchor[k].to(v)) for k, v in c.tensors.items()})
                 for c in codes], 1.0
+
+    def alpha_anchor(self, content: torch.Tensor) -> StyleCode | None:
+        """The code that alpha 0 blends to (None with alpha "features": nothing to read)."""
+        if self.alpha_mode == "features":
+            return None
+        return self.neutral_code() if self.alpha_mode == "code" else self.content_code(content)
 
     def content_code(self, content: torch.Tensor) -> StyleCode:
         """The content image's own style code, read from the whole image at ``content_code_size`` squared."""

@@ -51,13 +51,18 @@ def run_model(model: StyleTransferNet, x: torch.Tensor, codes: Sequence[StyleCod
     colours), so alpha 0 returns the photo itself and the alphas between keep the model's own interpolation
     of the style, plus that share of the photo's detail (docs/USAGE.md). It costs a second content pass;
     alpha 0 needs none."""
-    if not restore or alpha >= 1.0:
-        return _finite(_run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth))
-    if alpha <= 0.0:
+    if restore and alpha <= 0.0:
         return x.float().clone()
+    p = next(model.parameters())
+    codes = [c.to(p.device, p.dtype) for c in codes]
+    # read once from the whole image, before any tiling: every tile, and both passes, blend towards it
+    anchor = model.alpha_anchor(x) if alpha < 1.0 else None
+    at = lambda a: model.codes_at_alpha(codes, a, anchor=anchor)  # noqa: E731
+    if not restore or alpha >= 1.0:
+        return _finite(_run(model, x, *at(alpha), masks, stroke, tile, max_pixels_untiled, progress, smooth))
     halves = [None, None] if progress is None else [lambda d, n: progress(d, 2 * n), lambda d, n: progress(n + d, 2 * n)]
-    y = _run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, halves[0], smooth)
-    y0 = _run(model, x, codes, 0.0, masks, stroke, tile, max_pixels_untiled, halves[1], _own_state(smooth))
+    y = _run(model, x, *at(alpha), masks, stroke, tile, max_pixels_untiled, halves[0], smooth)
+    y0 = _run(model, x, *at(0.0), masks, stroke, tile, max_pixels_untiled, halves[1], _own_state(smooth))
     # on the images as they are shown, clamped (as the exported graph, and so dinstyle.lite, gives them)
     return _finite(y).clamp(0, 1) + (1.0 - alpha) * (x.to(y) - _finite(y0).clamp(0, 1))
 
@@ -77,10 +82,8 @@ def _finite(y: torch.Tensor) -> torch.Tensor:
 
 
 def _run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth) -> torch.Tensor:
+    """One pass with ``codes`` and ``alpha`` as the model runs them (already blended by ``codes_at_alpha``)."""
     p = next(model.parameters())
-    codes = [c.to(p.device, p.dtype) for c in codes]
-    # from the whole image, before any tiling: every tile then runs with the same codes
-    codes, alpha = model.codes_at_alpha(codes, alpha, x)
     h, w = x.shape[-2:]
     if tile is not None or h * w > max_pixels_untiled:
         tile = tile or tile_for_budget(model, codes[0], max_pixels_untiled)

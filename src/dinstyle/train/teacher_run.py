@@ -159,9 +159,11 @@ class TeacherRun:
             raise DinstyleError(f"{path}: no checkpoint to resume") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise DinstyleError(f"{path}: not a usable checkpoint ({e})") from None
-        if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model_file" not in state:
-            version = state.get("version") if isinstance(state, dict) else None
+        version = state.get("version") if isinstance(state, dict) else None
+        if version != CHECKPOINT_VERSION:
             raise DinstyleError(f"{path}: unknown checkpoint version {version!r}")
+        if "model_file" not in state:
+            raise DinstyleError(f"{path}: not a usable checkpoint (it names no model file)")
         return state
 
     def _restore(self, state: dict) -> None:
