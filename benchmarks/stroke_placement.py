@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stroke placement on non-natural content: how much texture each model puts into flat regions.
 
-    python benchmarks/stroke_placement.py --model din-mobilenet --model deform=runs/deform/model.safetensors \\
+    python benchmarks/stroke_placement.py --model din-mobilenet-vgg --model deform=runs/deform/model.safetensors \\
         --model adain --style /work/shared/data/style --max-styles 8 [--json] [--grid docs/img/deformable.png]
 
 Models are registered names (bundled weights, else UNTRAINED: the figures then mean nothing) or model

@@ -2,7 +2,7 @@
 
 Times the full optimisation step (style encoding, content path, alpha=0 reconstruction, loss networks,
 backward, Adam) on synthetic batches already on the device, so the data loader is not measured.
-Defaults: 256x256, batch 8 and 32, din-mobilenet and adain, bf16 autocast + channels_last on CUDA.
+Defaults: 256x256, batch 8 and 32, din-mobilenet-vgg and adain, bf16 autocast + channels_last on CUDA.
 
     python benchmarks/train_throughput.py                          # the GPU table
     python benchmarks/train_throughput.py --size 64 --steps 3      # toy scale, runs on a CPU
@@ -83,7 +83,7 @@ def markdown(rows: list[dict], device: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--archs", default="din-mobilenet,adain", help="comma-separated architectures")
+    p.add_argument("--archs", default="din-mobilenet-vgg,adain", help="comma-separated architectures")
     p.add_argument("--batches", default="8,32", help="comma-separated batch sizes")
     p.add_argument("--size", type=int, default=256, help="square crop size (default 256)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per configuration (default 20)")

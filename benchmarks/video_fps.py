@@ -3,7 +3,7 @@
     python benchmarks/video_fps.py                    # frames/s at 480p and 720p + the flicker table
     python benchmarks/video_fps.py --sizes 1080p --device cuda --skip-flicker
 
-Speed: the default din-mobilenet architecture (untrained weights: speed does not depend on them), style
+Speed: the default din-mobilenet-vgg architecture (untrained weights: speed does not depend on them), style
 encoded once, on a generated clip. "model" is the network alone on batches of frames already in memory;
 "end-to-end" is ``stylize_video`` (decode, stylize, H.264 encode, audio copy). The style encoding is not
 counted (it is paid once per video).
@@ -99,7 +99,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=1, help="frames per forward pass (1 is fastest on CPU)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--model", help="model file for the flicker table (default: untrained din-mobilenet)")
+    ap.add_argument("--model", help="model file for the flicker table (default: untrained din-mobilenet-vgg)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-flicker", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -109,7 +109,7 @@ def main() -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
-        st = Stylizer(create_model("din-mobilenet"), args.device)
+        st = Stylizer(create_model("din-mobilenet-vgg"), args.device)
         st_flicker = Stylizer.from_pretrained(args.model, args.device) if args.model else st
     env = {"device": str(st.device), "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_avg_1min": round(os.getloadavg()[0], 2), "dtype": str(getattr(st, "dtype", torch.float32))}

@@ -15,11 +15,11 @@ TINY_MODEL_TOML = "[model]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in T
 
 
 def tiny_model_file(path, seed=0, **cfg):
-    """A tiny din-mobilenet saved to ``path``, its weight/bias nets pushed off identity so styles matter."""
+    """A tiny din-mobilenet-vgg saved to ``path``, its weight/bias nets pushed off identity so styles matter."""
     from dinstyle.models import save_model
 
     torch.manual_seed(seed)
-    model = create_model("din-mobilenet", **{**TINY, **cfg})
+    model = create_model("din-mobilenet-vgg", **{**TINY, **cfg})
     with torch.no_grad():  # untrained weight/bias nets are ~identity: every style would look alike
         for name, p in model.style_encoder.named_parameters():
             if "proj" in name:
@@ -39,9 +39,9 @@ def one_thread():
 
 @pytest.fixture
 def tiny_model():
-    """A small, fast din-mobilenet with a random VGG style encoder."""
+    """A small, fast din-mobilenet-vgg with a random VGG style encoder."""
     torch.manual_seed(0)
-    return create_model("din-mobilenet", **TINY)
+    return create_model("din-mobilenet-vgg", **TINY)
 
 
 @pytest.fixture(autouse=True)

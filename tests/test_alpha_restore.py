@@ -16,7 +16,7 @@ from conftest import TINY, TINY_FAST
 @pytest.fixture(scope="module")
 def model_and_code():
     torch.manual_seed(0)
-    model = create_model("din-mobilenet", **TINY).eval()
+    model = create_model("din-mobilenet-vgg", **TINY).eval()
     with torch.inference_mode():
         code = model.encode_style(torch.rand(1, 3, 64, 64))
         for v in code.tensors.values():  # an untrained DIN is nearly plain instance norm: push it somewhere

@@ -140,7 +140,7 @@ def test_stroke_map_is_per_pixel(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:no trained weights")
 def test_seed_fixes_untrained_models():
-    m1, m2, m3 = (Stylizer.from_pretrained("din-mobilenet", "cpu", seed=s).model for s in (1, 1, 2))
+    m1, m2, m3 = (Stylizer.from_pretrained("din-mobilenet-vgg", "cpu", seed=s).model for s in (1, 1, 2))
     state = torch.get_rng_state()
     key = "bottleneck.0.body.0.dw.conv.weight"
     assert torch.equal(m1.state_dict()[key], m2.state_dict()[key])
@@ -183,9 +183,9 @@ def test_saved_codes_are_reused_and_checked(st, tmp_path):
     code.save(tmp_path / "a.safetensors")
     assert torch.equal(st.stylize(x, str(tmp_path / "a.safetensors")), st.stylize(x, A, style_size=SS))
     meta = StyleCode.load(tmp_path / "a.safetensors").meta
-    assert meta["style_size"] == SS and meta["arch"] == "din-mobilenet" and meta["weights"] == st.fingerprint
+    assert meta["style_size"] == SS and meta["arch"] == "din-mobilenet-vgg" and meta["weights"] == st.fingerprint
     other = Stylizer.from_pretrained(str(tiny_model_file(tmp_path / "o.safetensors", widths=(8, 16, 64))), "cpu")
-    with pytest.raises(DinstyleError, match="a.safetensors: style code is for another din-mobilenet configuration"):
+    with pytest.raises(DinstyleError, match="a.safetensors: style code is for another din-mobilenet-vgg configuration"):
         other.stylize(x, str(tmp_path / "a.safetensors"))
     with pytest.raises(UsageError, match="fixed style size"):
         st.stylize(x, str(tmp_path / "a.safetensors"), stroke_size=2)

@@ -24,7 +24,7 @@ from conftest import TINY, tiny_model_file
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     tiny_model_file(d / "tiny.safetensors")
-    save_model(create_model("din-mobilenet", **{**TINY, "widths": (8, 16, 64)}), d / "other.safetensors")
+    save_model(create_model("din-mobilenet-vgg", **{**TINY, "widths": (8, 16, 64)}), d / "other.safetensors")
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(d / "style.png")
     return d
@@ -165,7 +165,7 @@ def test_encode_style_and_reuse(files, tmp_path, capsys):
     assert main(["stylize", str(tmp_path / "a.png"), "--style", str(code), "-o", str(tmp_path / "x.png"),
                  "--model", str(files / "other.safetensors")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "style code is for another din-mobilenet configuration" in err
+    assert len(err.splitlines()) == 1 and "style code is for another din-mobilenet-vgg configuration" in err
 
 
 def test_styles_and_info(capsys):
@@ -215,7 +215,7 @@ def test_every_control_flag_changes_the_output(files, tmp_path):
 def test_seed_device_and_pixel_limits(files, tmp_path, capsys):
     src = photo(tmp_path / "a.png")
     base = ["stylize", str(src), "--style", str(files / "style.png"), "--style-size", "48", "--overwrite",
-            "--model", "din-mobilenet"]
+            "--model", "din-mobilenet-vgg"]
     for seed, name in (("1", "s1"), ("1", "s1b"), ("2", "s2")):  # an untrained architecture: the seed picks it
         assert main([*base, "--seed", seed, "-o", str(tmp_path / f"{name}.png")]) == 0
     assert "UNTRAINED" in capsys.readouterr().err

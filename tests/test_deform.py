@@ -1,5 +1,5 @@
 """Deformable DIN: the fast batch-folded operation against a slow per-sample, per-pixel reference, its
-border rules, and the din-mobilenet-deform model (init = plain DIN, stroke control, profile, files)."""
+border rules, and the din-mobilenet-vgg-deform model (init = plain DIN, stroke control, profile, files)."""
 from __future__ import annotations
 
 import math
@@ -176,13 +176,13 @@ def test_stroke_validation():
         layer.predict_offsets(xn, torch.ones(1, 3, 6, 6))
 
 
-def _tiny(arch="din-mobilenet-deform", seed=0):
+def _tiny(arch="din-mobilenet-vgg-deform", seed=0):
     torch.manual_seed(seed)
     return create_model(arch, **TINY)
 
 
 def test_untrained_deform_model_equals_plain_model():
-    plain, deform = _tiny("din-mobilenet"), _tiny()
+    plain, deform = _tiny("din-mobilenet-vgg"), _tiny()
     missing, unexpected = deform.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all(".offset_" in k for k in missing)
     style, content = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 29, 35)
@@ -224,7 +224,7 @@ def test_profile_counts_the_deformable_cost(monkeypatch):
     from dinstyle.layers.deform import DeformConvOp
 
     model = _tiny()
-    plain, deform = profile_model(_tiny("din-mobilenet"), (64,)), profile_model(model, (64,))
+    plain, deform = profile_model(_tiny("din-mobilenet-vgg"), (64,)), profile_model(model, (64,))
     assert deform["gmacs"]["content"]["64"] > plain["gmacs"]["content"]["64"]
     monkeypatch.setattr(DeformConvOp, "uncounted_macs", lambda self, x: 0)
     unsampled = profile_model(model, (64,))["gmacs"]["content"]["64"]
@@ -240,7 +240,7 @@ def test_save_and_load_keeps_the_architecture(tmp_path):
     torch.nn.init.normal_(model.dins["din4"].offset_pw.weight, std=0.1)
     save_model(model, tmp_path / "m.safetensors")
     back = load_model_file(tmp_path / "m.safetensors")
-    assert back.arch == "din-mobilenet-deform" and isinstance(back.dins["din4"], DeformableDIN)
+    assert back.arch == "din-mobilenet-vgg-deform" and isinstance(back.dins["din4"], DeformableDIN)
     content, style = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(back(content, style), model.eval()(content, style))

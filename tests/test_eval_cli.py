@@ -32,7 +32,7 @@ def folders(tmp_path_factory) -> tuple[Path, Path, Path]:
     (root / "s" / "broken.jpg").write_bytes(b"not an image")
     (root / "s" / "notes.txt").write_text("ignored: not an image extension")
     torch.manual_seed(0)
-    save_model(create_model("din-mobilenet", **TINY), root / "tiny.safetensors")
+    save_model(create_model("din-mobilenet-vgg", **TINY), root / "tiny.safetensors")
     return root / "c", root / "s", root / "tiny.safetensors"
 
 

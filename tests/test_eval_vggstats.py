@@ -116,7 +116,7 @@ def test_score_method_reports_vgg_judges_and_alpha0(net, styles):
 
 def test_model_method_alpha0_is_the_model_at_alpha_zero(tmp_path):
     torch.manual_seed(0)
-    model = create_model("din-mobilenet", **TINY).eval()
+    model = create_model("din-mobilenet-vgg", **TINY).eval()
     save_model(model, tmp_path / "m.safetensors")
     method = model_method(str(tmp_path / "m.safetensors"), torch.device("cpu"))
     assert method.alpha0 is not None
@@ -154,7 +154,7 @@ def split_folders(tmp_path_factory):
     for name in names["s"][1]:
         Image.fromarray(rng.integers(0, 255, (36, 36, 3), dtype=np.uint8)).save(root / "none" / name)
     torch.manual_seed(0)
-    save_model(create_model("din-mobilenet", **TINY), root / "tiny.safetensors")
+    save_model(create_model("din-mobilenet-vgg", **TINY), root / "tiny.safetensors")
     return root, names
 
 

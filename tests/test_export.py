@@ -1,4 +1,4 @@
-"""ONNX export: both graphs match PyTorch (<= 1e-3) at odd and even sizes, for din-mobilenet and adain."""
+"""ONNX export: both graphs match PyTorch (<= 1e-3) at odd and even sizes, for din-mobilenet-vgg and adain."""
 import json
 import shutil
 import warnings
@@ -24,7 +24,7 @@ SIZES = [(33, 47), (64, 64), (97, 130)]
 
 def _models():
     torch.manual_seed(0)
-    return {"din-mobilenet": create_model("din-mobilenet", **TINY).eval(),
+    return {"din-mobilenet-vgg": create_model("din-mobilenet-vgg", **TINY).eval(),
             "din-fast": create_model("din-fast", **TINY_FAST).eval(),
             "adain": create_model("adain", style_encoder="random-vgg19").eval()}
 
@@ -47,7 +47,7 @@ def _code(model, h, w, seed):
         return model.encode_style(torch.rand(1, 3, h, w, generator=g))
 
 
-@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast", "adain"])
+@pytest.mark.parametrize("arch", ["din-mobilenet-vgg", "din-fast", "adain"])
 @pytest.mark.parametrize("hw", SIZES)
 def test_content_graph_matches_pytorch(exported, arch, hw):
     model, d, manifest, lite = exported[arch]
@@ -82,7 +82,7 @@ def test_content_alpha_mode_exports_the_content_code_path(tmp_path):
         assert np.abs(lite.stylize_array(x.numpy(), arrays, 0.0) - own).max() <= 1e-3, hw
 
 
-@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast", "adain"])
+@pytest.mark.parametrize("arch", ["din-mobilenet-vgg", "din-fast", "adain"])
 @pytest.mark.parametrize("hw", SIZES)
 def test_style_graph_matches_pytorch(exported, arch, hw):
     model, d, manifest, lite = exported[arch]
@@ -99,10 +99,10 @@ def test_style_graph_matches_pytorch(exported, arch, hw):
 def test_manifest_describes_the_graphs(exported):
     import onnx
 
-    model, d, manifest, _ = exported["din-mobilenet"]
+    model, d, manifest, _ = exported["din-mobilenet-vgg"]
     on_disk = json.loads((d / "onnx" / "manifest.json").read_text())
     assert on_disk == json.loads(json.dumps(manifest))
-    assert manifest["arch"] == "din-mobilenet" and manifest["opset"] == 17
+    assert manifest["arch"] == "din-mobilenet-vgg" and manifest["opset"] == 17
     assert manifest["normalisation"]["layout"] == "NCHW" and manifest["normalisation"]["range"] == [0.0, 1.0]
     assert manifest["code_keys"] == sorted(_code(model, 64, 64, 0).tensors)
     assert manifest["code_inputs"]["din8.weight"]["name"] == "din8_weight"
@@ -122,14 +122,14 @@ def test_traceable_adaptive_pool_is_exact():
 
 
 def test_tiny_content_is_padded_not_rejected(exported):
-    model, d, _, lite = exported["din-mobilenet"]
+    model, d, _, lite = exported["din-mobilenet-vgg"]
     code = {k: v.numpy() for k, v in _code(model, 64, 64, 0).tensors.items()}
     out = lite.stylize(np.random.rand(5, 11, 3).astype(np.float32), code)
     assert out.shape == (5, 11, 3) and 0 <= out.min() and out.max() <= 1
 
 
 def test_existing_export_is_kept_unless_overwrite(exported):
-    model, d, _, _ = exported["din-mobilenet"]
+    model, d, _, _ = exported["din-mobilenet-vgg"]
     before = (d / "onnx" / "content.onnx").read_bytes()
     with pytest.raises(DinstyleError, match="--overwrite"):
         export_onnx(model, d / "onnx", check=False)
@@ -137,7 +137,7 @@ def test_existing_export_is_kept_unless_overwrite(exported):
 
 
 def test_int8_content_graph_runs(exported, tmp_path):
-    model, d, _, _ = exported["din-mobilenet"]
+    model, d, _, _ = exported["din-mobilenet-vgg"]
     target = tmp_path / "q"
     shutil.copytree(d / "onnx", target)
     path = quantize_content(target, mode="static", size=48, samples=2)
@@ -154,10 +154,10 @@ def test_int8_content_graph_runs(exported, tmp_path):
 
 def test_cli_export(tmp_path, capsys):
     torch.manual_seed(0)
-    save_model(create_model("din-mobilenet", **TINY), tmp_path / "tiny.safetensors")
+    save_model(create_model("din-mobilenet-vgg", **TINY), tmp_path / "tiny.safetensors")
     assert main(["export", "onnx", "--model", str(tmp_path / "tiny.safetensors"), "-o", str(tmp_path / "x")]) == 0
     out = capsys.readouterr().out
-    assert "din-mobilenet:tiny.safetensors" in out and "max |onnx - torch|" in out
+    assert "din-mobilenet-vgg:tiny.safetensors" in out and "max |onnx - torch|" in out
     assert (tmp_path / "x" / "content.onnx").is_file()
     assert main(["export", "onnx", "--model", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "y")]) == 1
     err = capsys.readouterr().err
@@ -169,7 +169,7 @@ def test_cli_export(tmp_path, capsys):
 def exported_deform(tmp_path_factory):
     """A tiny deformable model whose offset predictors are non-zero, so the sampled offsets matter."""
     torch.manual_seed(0)
-    model = create_model("din-mobilenet-deform", **TINY).eval()
+    model = create_model("din-mobilenet-vgg-deform", **TINY).eval()
     for din in model.dins.values():
         torch.nn.init.normal_(din.offset_pw.weight, std=0.5)
         torch.nn.init.normal_(din.offset_pw.bias, std=0.5)
@@ -183,7 +183,7 @@ def exported_deform(tmp_path_factory):
 @pytest.mark.parametrize("hw", [(33, 47), (64, 64)])
 def test_deformable_content_graph_matches_pytorch(exported_deform, hw):
     model, manifest, lite = exported_deform
-    assert manifest["arch"] == "din-mobilenet-deform" and manifest["parity_max_abs_diff"] <= 1e-3
+    assert manifest["arch"] == "din-mobilenet-vgg-deform" and manifest["parity_max_abs_diff"] <= 1e-3
     code = _code(model, 72, 56, seed=1)
     arrays = {k: v.numpy() for k, v in code.tensors.items()}
     x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(2))

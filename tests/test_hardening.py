@@ -387,7 +387,7 @@ def test_lite_style_codes_must_be_finite(tmp_path):
 
 
 TRAIN_TOML = """
-arch = "din-mobilenet"
+arch = "din-mobilenet-vgg"
 size = 32
 batch_size = 2
 steps = 1

@@ -70,7 +70,7 @@ def setup(tmp_path_factory):
     """A tiny model file, its PyTorch Stylizer, its export and two images."""
     d = tmp_path_factory.mktemp("lite")
     torch.manual_seed(0)
-    save_model(create_model("din-mobilenet", **TINY), d / "tiny.safetensors")
+    save_model(create_model("din-mobilenet-vgg", **TINY), d / "tiny.safetensors")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = load_model(str(d / "tiny.safetensors"))
@@ -199,7 +199,7 @@ def test_cli_errors_and_batches(tmp_path, setup, capsys):
 
 def test_code_from_other_weights_warns(tmp_path, setup, capsys):
     code = _torch_code(setup["model"], setup["style"])
-    code.meta.update(model="din-mobilenet:other.safetensors", weights="0123456789abcdef")
+    code.meta.update(model="din-mobilenet-vgg:other.safetensors", weights="0123456789abcdef")
     code.save(tmp_path / "other.safetensors")
     LiteModel(setup["onnx"]).load_code(tmp_path / "other.safetensors")
     assert "other weights" in capsys.readouterr().err

@@ -12,14 +12,14 @@ from dinstyle.models.stylecode import StyleCode, blend
 from conftest import TINY, TINY_FAST
 
 SMALL = {
-    "din-mobilenet": TINY,
+    "din-mobilenet-vgg": TINY,
     "din-fast": TINY_FAST,
     "din-vgg": dict(style_encoder="random-vgg19", widths=(4, 8, 16, 32), din_groups=(4, 4), style_hidden=16),
     "adain": dict(style_encoder="random-vgg19"),
 }
 
 
-@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast", "din-vgg", "adain"])
+@pytest.mark.parametrize("arch", ["din-mobilenet-vgg", "din-fast", "din-vgg", "adain"])
 def test_gradients_reach_trainable_parts_and_never_the_backbone(arch):
     torch.manual_seed(0)
     model = create_model(arch, **SMALL[arch]).train()
@@ -39,7 +39,7 @@ def test_gradients_reach_trainable_parts_and_never_the_backbone(arch):
         assert any(".weight_nets." in n for n in names) and any(".bias_nets." in n for n in names)
 
 
-@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast", "din-vgg", "adain"])
+@pytest.mark.parametrize("arch", ["din-mobilenet-vgg", "din-fast", "din-vgg", "adain"])
 @pytest.mark.parametrize("size", [(17, 23), (31, 64), (8, 9), (50, 33)])
 def test_any_content_and_style_size(arch, size):
     model = create_model(arch, **SMALL[arch]).eval()
@@ -87,7 +87,7 @@ def test_model_file_round_trip_is_self_describing(tmp_path, tiny_model):
     umask = os.umask(0o022)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, "atomic writes must not leave files private"
-    assert meta["arch"] == "din-mobilenet" and meta["config"]["widths"] == [8, 16, 32]
+    assert meta["arch"] == "din-mobilenet-vgg" and meta["config"]["widths"] == [8, 16, 32]
     assert meta["style_backbone"] == "random-vgg19" and meta["version"] and meta["info"]["steps"] == 3
     assert not any(k.startswith("style_encoder.backbone.") for k in tensors), "frozen backbone must not be stored"
     loaded = load_model(str(path))
@@ -110,11 +110,11 @@ def test_bad_model_files_and_names_fail_clearly(tmp_path):
     with pytest.raises(WeightsError, match="not a dinstyle model file"):
         load_model(str(tmp_path / "code.safetensors"))
     with pytest.raises(ValueError, match="unknown config keys"):
-        create_model("din-mobilenet", nonsense=1)
+        create_model("din-mobilenet-vgg", nonsense=1)
 
 
 def test_registry_lists_the_paper_architectures_and_default_is_labelled_untrained():
-    assert {"din-mobilenet", "din-vgg", "adain"} <= set(ARCHS)
+    assert {"din-mobilenet-vgg", "din-vgg", "adain"} <= set(ARCHS)
     with pytest.warns(UserWarning, match="UNTRAINED"):
         import warnings
 
@@ -123,7 +123,7 @@ def test_registry_lists_the_paper_architectures_and_default_is_labelled_untraine
     assert model.info["trained"] is False
 
 
-@pytest.mark.parametrize("arch", ["din-mobilenet", "din-fast"])
+@pytest.mark.parametrize("arch", ["din-mobilenet-vgg", "din-fast"])
 def test_stylize_is_reentrant_and_alpha_may_be_a_tensor(arch):
     """The DIN context is passed down, not kept on the model: a stylize call made from inside another
     one (a stats hook here) cannot change the outer call's codes or alpha."""

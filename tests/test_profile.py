@@ -1,4 +1,4 @@
-"""`dinstyle profile`: the AdaIN reference count and the din-mobilenet budget."""
+"""`dinstyle profile`: the AdaIN reference count and the din-mobilenet-vgg budget."""
 import json
 
 from dinstyle.cli import main
@@ -6,11 +6,11 @@ from dinstyle.eval.profile import profile_all
 
 
 def test_adain_reference_and_din_mobilenet_budget_at_512():
-    r = profile_all(archs=["adain", "din-mobilenet"], sizes=(512,))
-    adain, din = r["adain"]["gmacs"]["content"]["512"], r["din-mobilenet"]["gmacs"]["content"]["512"]
+    r = profile_all(archs=["adain", "din-mobilenet-vgg"], sizes=(512,))
+    adain, din = r["adain"]["gmacs"]["content"]["512"], r["din-mobilenet-vgg"]["gmacs"]["content"]["512"]
     assert abs(adain - 126.5) < 0.5, adain  # VGG-19 to relu4_1 + mirrored decoder, counted independently
     assert din <= 3.2 and adain / din >= 40, (din, adain / din)
-    assert r["din-mobilenet"]["params"]["content"] < r["din-mobilenet"]["params"]["style"]
+    assert r["din-mobilenet-vgg"]["params"]["content"] < r["din-mobilenet-vgg"]["params"]["style"]
 
 
 def test_dynamic_convs_are_counted(tiny_model):
@@ -21,7 +21,7 @@ def test_dynamic_convs_are_counted(tiny_model):
 
     base = profile_model(tiny_model, sizes=(64,))["gmacs"]["content"]["64"]
     # a 5x5 instead of 3x3 dynamic kernel must raise the count by exactly the dynamic convs' extra MACs
-    k5 = create_model("din-mobilenet", **{**TINY, "din_kernel": 5})
+    k5 = create_model("din-mobilenet-vgg", **{**TINY, "din_kernel": 5})
     more = profile_model(k5, sizes=(64,))["gmacs"]["content"]["64"]
     w2, w4, w8 = TINY["widths"]
     g8, g4, g2 = TINY["din_groups"]
@@ -32,7 +32,7 @@ def test_dynamic_convs_are_counted(tiny_model):
 def test_profile_cli_json_schema(capsys):
     assert main(["profile", "--json", "--sizes", "64,96"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for arch in ("din-mobilenet", "din-vgg", "adain"):
+    for arch in ("din-mobilenet-vgg", "din-vgg", "adain"):
         r = out[arch]
         assert set(r) == {"params", "gmacs"} and set(r["params"]) == {"style", "content"}
         assert all(isinstance(v, int) for v in r["params"].values())

@@ -116,7 +116,7 @@ class Server:
 def start_server(tmp: Path, *extra: str) -> Server:
     torch.manual_seed(0)
     model = tmp / "tiny.safetensors"
-    save_model(create_model("din-mobilenet", **TINY), model)
+    save_model(create_model("din-mobilenet-vgg", **TINY), model)
     (tmp / "tmp").mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TMPDIR=str(tmp / "tmp"),
                PYTHONUNBUFFERED="1")
@@ -240,7 +240,7 @@ def test_styles_info_and_the_page(server):
     status, headers, body = server.get(styles[0]["thumbnail"])
     assert status == 200 and headers["content-type"] == "image/jpeg" and image(body).format == "JPEG"
     info = json.loads(server.get("/api/info")[2])
-    assert info["model"].startswith("din-mobilenet") and info["max_upload_bytes"] == MAX_UPLOAD_MB * 1024 * 1024
+    assert info["model"].startswith("din-mobilenet-vgg") and info["max_upload_bytes"] == MAX_UPLOAD_MB * 1024 * 1024
     assert info["stroke_control"] is True  # din-magenta, which sees styles at one size, says False
     status, headers, body = server.get("/")
     assert status == 200 and headers["content-type"].startswith("text/html")

@@ -60,22 +60,22 @@ def _load_benchmark():
 
 def test_benchmark_script_end_to_end(tmp_path, capsys):
     bench = _load_benchmark()
-    for i, arch in enumerate(("din-mobilenet", "din-mobilenet-deform")):
+    for i, arch in enumerate(("din-mobilenet-vgg", "din-mobilenet-vgg-deform")):
         torch.manual_seed(i)
         save_model(create_model(arch, **TINY), tmp_path / f"{arch}.safetensors")
     styles = tmp_path / "styles"
     styles.mkdir()
     save_image(tensor_to_pil(torch.rand(1, 3, 40, 48)), styles / "noise.png")
     (styles / "broken.jpg").write_bytes(b"not an image")
-    argv = ["--model", str(tmp_path / "din-mobilenet.safetensors"),
-            "--model", "deform=" + str(tmp_path / "din-mobilenet-deform.safetensors"), "--style", str(styles),
+    argv = ["--model", str(tmp_path / "din-mobilenet-vgg.safetensors"),
+            "--model", "deform=" + str(tmp_path / "din-mobilenet-vgg-deform.safetensors"), "--style", str(styles),
             "--size", "64", "--style-size", "48", "--per-kind", "1", "--json", "--grid", str(tmp_path / "g.png")]
     assert bench.main(argv) == 0
     out, err = capsys.readouterr()
     result = json.loads(out)
     assert "broken.jpg" in err and len(result["skipped"]) == 1
     assert set(result["models"]) == {argv[1], "deform"}
-    assert result["models"]["deform"]["model"] == "din-mobilenet-deform:din-mobilenet-deform.safetensors"
+    assert result["models"]["deform"]["model"] == "din-mobilenet-vgg-deform:din-mobilenet-vgg-deform.safetensors"
     for r in result["models"].values():
         assert r["trained"] and len(r["pairs"]) == len(synthetic_set(64, 1)) * 1
         assert 0 <= r["mean"]["coverage"] <= 1 and r["mean"]["placement"] >= 0

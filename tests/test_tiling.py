@@ -11,10 +11,10 @@ from conftest import TINY, TINY_FAST
 
 
 
-@pytest.fixture(scope="module", params=["din-mobilenet", "din-fast"])
+@pytest.fixture(scope="module", params=["din-mobilenet-vgg", "din-fast"])
 def model_and_codes(request):
     torch.manual_seed(0)
-    model = create_model(request.param, **(TINY if request.param == "din-mobilenet" else TINY_FAST)).eval()
+    model = create_model(request.param, **(TINY if request.param == "din-mobilenet-vgg" else TINY_FAST)).eval()
     with torch.inference_mode():
         codes = [model.encode_style(torch.rand(1, 3, 64, 64)) for _ in range(2)]
         for c in codes:  # an untrained DIN is nearly plain instance norm: push it somewhere non-trivial
@@ -99,7 +99,7 @@ def test_statistics_and_halo_both_matter(model_and_codes):
 
 def test_deformable_model_tiles_too():
     torch.manual_seed(0)
-    model = create_model("din-mobilenet", deformable=True, **TINY).eval()
+    model = create_model("din-mobilenet-vgg", deformable=True, **TINY).eval()
     with torch.inference_mode():
         code = model.encode_style(torch.rand(1, 3, 64, 64))
         x = torch.rand(1, 3, 80, 104)

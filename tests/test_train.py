@@ -37,7 +37,7 @@ def _one_thread():
 
 
 def tiny(data, run, **overrides) -> TrainConfig:
-    base = dict(content=str(data / "content"), style=str(data / "style"), run=str(run), arch="din-mobilenet",
+    base = dict(content=str(data / "content"), style=str(data / "style"), run=str(run), arch="din-mobilenet-vgg",
                 model=TINY_MODEL, loss_net="random-vgg19", size=32, batch_size=2, steps=6, log_every=1,
                 checkpoint_every=3, sample_every=3, workers=0, progress=False, sample_count=2)
     return resolve({**base, **overrides})
@@ -87,7 +87,7 @@ def test_a_few_dozen_steps_lower_the_loss_and_the_model_is_usable(data, tmp_path
     cfg = tiny(data, tmp_path / "run", steps=30, batch_size=2, lr=1e-3, log_every=1, checkpoint_every=15,
                sample_every=15)
     torch.manual_seed(cfg.seed)
-    before = _fixed_batch_loss(create_model("din-mobilenet", **TINY_MODEL))
+    before = _fixed_batch_loss(create_model("din-mobilenet-vgg", **TINY_MODEL))
     result = train(cfg)
     assert result.reason == "done" and result.exit_code == 0 and result.step == 30
     run = tmp_path / "run"
@@ -106,7 +106,7 @@ def test_a_few_dozen_steps_lower_the_loss_and_the_model_is_usable(data, tmp_path
     # the CLI tools accept the file
     capsys.readouterr()
     assert main(["profile", "--model", str(result.model_path), "--sizes", "64", "--json"]) == 0
-    assert "din-mobilenet" in capsys.readouterr().out
+    assert "din-mobilenet-vgg" in capsys.readouterr().out
 
 
 def test_non_finite_steps_are_skipped_then_the_run_stops(data, tmp_path, monkeypatch):
@@ -144,9 +144,9 @@ def test_init_from_a_model_file_takes_its_arch_and_config(data, tmp_path):
                    "init": str(first.model_path), "steps": 1})
     second = train(cfg)
     saved = read_toml(tmp_path / "b" / "config.toml")
-    assert saved["arch"] == "din-mobilenet" and saved["model"]["widths"] == [8, 16, 32]
+    assert saved["arch"] == "din-mobilenet-vgg" and saved["model"]["widths"] == [8, 16, 32]
     assert second.step == 1
-    with pytest.raises(UsageError, match="is a din-mobilenet model, not adain"):
+    with pytest.raises(UsageError, match="is a din-mobilenet-vgg model, not adain"):
         train(resolve({**cfg.__dict__, "arch": "adain", "run": str(tmp_path / "c")}))
 
 

@@ -14,7 +14,7 @@ from dinstyle.train.synthetic_data import make_image_folder
 from conftest import TINY_MODEL_TOML
 
 TOML = """
-arch = "din-mobilenet"
+arch = "din-mobilenet-vgg"
 size = 32
 batch_size = 2
 log_every = 1

@@ -65,7 +65,7 @@ def read_clip(path: Path) -> dict:
 def assets(tmp_path_factory):
     d = tmp_path_factory.mktemp("video")
     torch.manual_seed(0)
-    save_model(create_model("din-mobilenet", **TINY), d / "tiny.safetensors")
+    save_model(create_model("din-mobilenet-vgg", **TINY), d / "tiny.safetensors")
     Image.fromarray(synthetic_clip(48, 48, 1, 0, 0, seed=5)[0][0]).save(d / "style.png")
     frames, cut = synthetic_clip(64, 48, pan=10, static=5, after_cut=5)
     write_clip(d / "clip.mp4", frames)

@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
-"""One-shot GPU training kit (issue 7): pilots -> pick by `dinstyle eval` -> train din-mobilenet + adain.
+"""One-shot GPU training kit (issue 7): pilots -> pick by `dinstyle eval` -> train din-mobilenet-vgg + adain.
 
 Run from the repo root on the device machine, after `tools/make_carry.py` built `.carry/` here:
 
     python3 tools/gpu_train.py                    # OUT=$OUT, ~9 minutes in all (BUDGET_S=540)
     TOY=1 OUT=/tmp/out .venv/bin/python tools/gpu_train.py   # the same steps at toy scale on CPU
 
-1. Pilots: din-mobilenet with each candidate loss/encoder setting (PILOTS), trained at the same time on
+1. Pilots: din-mobilenet-vgg with each candidate loss/encoder setting (PILOTS), trained at the same time on
    the one GPU for the same wall-clock budget (PILOT_MIN), from scratch, on .carry/data/train.
 2. `dinstyle eval` of every pilot on the held-out pairs (.carry/data/holdout); the winner has the lowest
    sum of its ranks among the pilots on SSIM, the style-vector judge and the texture judge (ties:
    texture judge). No fixed thresholds: pilots are compared with each other.
-3. din-mobilenet and adain trained side by side with the winner's losses for the remaining time
+3. din-mobilenet-vgg and adain trained side by side with the winner's losses for the remaining time
    (equal budget; INIT_DIN / INIT_ADAIN continue earlier models via --init).
 4. Final eval with Magenta and the colour-transfer baseline, then $OUT gets: gpu_train.log,
-   din-mobilenet.safetensors, adain.safetensors, eval.md, results.tar.gz (eval JSON, contact sheets,
+   din-mobilenet-vgg.safetensors, adain.safetensors, eval.md, results.tar.gz (eval JSON, contact sheets,
    run logs/configs/loss curves/samples, winner.toml). At most 8 files, each under 16 MiB.
 
 A later session continues: `tools/make_carry.py --init PREVIOUS_OUT` puts winner.toml and both models
@@ -42,7 +42,7 @@ INIT = CARRY / "init"  # written by make_carry.py --init: continue a previous se
 if (INIT / "winner.toml").is_file():
     os.environ.setdefault("SKIP_PILOTS", "1")
     os.environ.setdefault("WINNER", str(INIT / "winner.toml"))
-    os.environ.setdefault("INIT_DIN", str(INIT / "din-mobilenet.safetensors"))
+    os.environ.setdefault("INIT_DIN", str(INIT / "din-mobilenet-vgg.safetensors"))
     os.environ.setdefault("INIT_ADAIN", str(INIT / "adain.safetensors"))
 T0 = time.monotonic()
 TOY = os.environ.get("TOY") == "1"
@@ -52,7 +52,7 @@ TOY = os.environ.get("TOY") == "1"
 # the cheap Lite0 style encoder, and a wider generator (capacity; still 48x cheaper than adain).
 DEFAULT_PILOTS = ("sw10:style_weight=10;sw30:style_weight=30;sw10-lr3e-4:style_weight=10,lr=3e-4;"
                   "randvgg:style_weight=10,loss_net=random-vgg19;lite0enc:style_weight=10,style_encoder=efficientnet-lite0;"
-                  "wide:style_weight=10,config=configs/din-mobilenet-wide.toml")
+                  "wide:style_weight=10,config=configs/din-mobilenet-vgg-wide.toml")
 S = {"budget_s": 1500 if TOY else 540, "pilot_min": 0.1 if TOY else 2.0, "steps": 2 if TOY else 10_000_000,
      "batch_size": 2 if TOY else 16, "size": 64 if TOY else 256, "workers": 0 if TOY else 3,
      "final_workers": 0 if TOY else 7, "pairs": 3 if TOY else 32, "eval_size": 64 if TOY else 256,
@@ -213,7 +213,7 @@ def runs_table(prefix: str) -> str:
 def pack(sections: list[str]) -> None:
     """$OUT: models, eval.md, results.tar.gz (small files; contact sheets as JPEG to stay small)."""
     (OUT / "eval.md").write_text("\n\n".join(sections) + "\n")
-    for label, run in (("din-mobilenet", "final-din"), ("adain", "final-adain")):
+    for label, run in (("din-mobilenet-vgg", "final-din"), ("adain", "final-adain")):
         f = WORK / run / "model.safetensors"
         if f.is_file():
             shutil.copy2(f, OUT / f"{label}.safetensors")
@@ -259,19 +259,19 @@ def main() -> int:
             winner = {**common(), **tomllib.loads(Path(os.environ["WINNER"]).read_text())}
             if "model" in winner:  # a [model] table goes back into a config file for `dinstyle train`
                 model_toml = WORK / "winner-model.toml"
-                model_toml.write_text('arch = "din-mobilenet"\n[model]\n' + "".join(
+                model_toml.write_text('arch = "din-mobilenet-vgg"\n[model]\n' + "".join(
                     f"{k} = {json.dumps(v)}\n" for k, v in winner.pop("model").items()))
                 winner["config"] = str(model_toml)
             log(f"pilots skipped; winner from {os.environ['WINNER']}: {winner}")
         else:
             pilots = parse_pilots(os.environ.get("PILOTS", DEFAULT_PILOTS))
-            procs = {f"pilot-{n}": start_train(f"pilot-{n}", "din-mobilenet", s, S["pilot_min"], S["workers"])
+            procs = {f"pilot-{n}": start_train(f"pilot-{n}", "din-mobilenet-vgg", s, S["pilot_min"], S["workers"])
                      for n, s in pilots.items()}
             wait_all(procs, S["pilot_min"] * 60 + S["grace_s"], S["grace_s"] / 2)
             done = {n: WORK / f"pilot-{n}" / "model.safetensors" for n in pilots}
             done = {n: f for n, f in done.items() if f.is_file()}
             results = evaluate("eval-pilots", done, baselines=False) if done else []
-            sections.append("## Pilots (din-mobilenet, equal wall-clock budget)\n\n" + table(results)
+            sections.append("## Pilots (din-mobilenet-vgg, equal wall-clock budget)\n\n" + table(results)
                             + "\n\n" + runs_table("pilot-"))
             name = pick(results) if results else next(iter(pilots))
             winner = {**common(), **pilots[name]}
@@ -285,15 +285,15 @@ def main() -> int:
 
                 sections.append(f"{key}: {os.environ[key]} {json.dumps(load_safetensors(os.environ[key])[1].get('info'))}")
         minutes = max(0.05, (left() - S["eval_reserve_s"]) / 60)
-        # AdaIN's encoder is its own VGG, and din-mobilenet's model settings (config=) do not apply to it.
+        # AdaIN's encoder is its own VGG, and din-mobilenet-vgg's model settings (config=) do not apply to it.
         adain = {k: v for k, v in winner.items() if k not in ("style_encoder", "config")}
-        procs = {"final-din": start_train("final-din", "din-mobilenet", winner, minutes, S["final_workers"],
+        procs = {"final-din": start_train("final-din", "din-mobilenet-vgg", winner, minutes, S["final_workers"],
                                           os.environ.get("INIT_DIN", "")),
                  "final-adain": start_train("final-adain", "adain", adain, minutes, S["final_workers"],
                                             os.environ.get("INIT_ADAIN", ""))}
         wait_all(procs, minutes * 60 + S["grace_s"] / 3, S["grace_s"] / 4)
         models = {label: WORK / run / "model.safetensors" for label, run in
-                  (("din-mobilenet", "final-din"), ("adain", "final-adain"))}
+                  (("din-mobilenet-vgg", "final-din"), ("adain", "final-adain"))}
         final = evaluate("eval-final", {k: v for k, v in models.items() if v.is_file()}, baselines=True)
         sections.insert(0, "## Final (equal budget, held-out pairs)\n\n" + table(final) + "\n\n" + runs_table("final-"))
     finally:

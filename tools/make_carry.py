@@ -14,7 +14,7 @@ Writes (in the git-ignored `.carry/` of the repo):
                                   and tqdm, but not these three; they are pure data + Python, so a copy of
                                   the package folders replaces wheels)
   init/                           only with --init DIR (a previous run's $OUT): its winner.toml and its
-                                  din-mobilenet/adain model files in fp16 (half the bytes); tools/gpu_train.py
+                                  din-mobilenet-vgg/adain model files in fp16 (half the bytes); tools/gpu_train.py
                                   then skips the pilots and continues both models from these (--init)
   MANIFEST.json                   settings, counts and sizes
 
@@ -148,7 +148,7 @@ def carry_init(src: Path, dst: Path) -> None:
         sys.exit(f"make_carry: {src} has no winner.toml (not a tools/gpu_train.py output folder)")
     dst.mkdir(parents=True)
     shutil.copy2(src / "winner.toml", dst / "winner.toml")
-    for name in ("din-mobilenet", "adain"):
+    for name in ("din-mobilenet-vgg", "adain"):
         f = src / f"{name}.safetensors"
         if not f.is_file():
             sys.exit(f"make_carry: {f} is missing")

@@ -4,7 +4,7 @@ content --conv s2--> e2 (1/2) --conv s2--> e4 (1/4) --conv s2--> e8 (1/8)
 e8 --DIN8--> residual blocks --conv, up--> (+ e4) --DIN4--> conv --conv, up--> (+ e2) --DIN2--> conv
    --up, conv--> image
 
-Why this shape (measured against din-mobilenet on the 2-core CPU, see docs/MODEL_CARD.md):
+Why this shape (measured against din-mobilenet-vgg on the 2-core CPU, see docs/MODEL_CARD.md):
 - dense 3x3 convs at low resolution run ~10x more MACs per second than depthwise ones on CPUs, so at the
   same wall time the network can be several times wider;
 - every skip joins the decoder *before* a DIN level, so the content's fine structure reaches the output

@@ -1,57 +1,152 @@
-"""din-mobilenet: the paper's compact architecture (our reconstruction).
+"""din-mobilenet: the paper's compact DIN network, distilled from the default (din-magenta).
 
-content --[3x3 s2, DWSep s2, DWSep, DWSep s2]--> 1/8 --DIN(relu4_1)--> residual DWSep blocks
-        --up, DWSep--> 1/4 --DIN(relu3_1)--> DWSep --up, DWSep--> 1/2 --DIN(relu2_1)--> up, 3x3 conv --> image
+content -> 3x3 s2 (c2) -> 3x3 s2 (c4)                                       contract to 1/4, style-free
+        -> N x residual block at 1/4 with DIN levels                        (dense, or MobileNetV2 inverted)
+        -> 3x3 conv (4 c2), pixel shuffle to 1/2, DIN, ReLU
+        -> 3x3 conv (12), pixel shuffle to full size (3), DIN, sigmoid
 
-Full-resolution layers are the expensive ones, so the only full-resolution layer is the output conv;
-the budget goes to the 1/8 bottleneck and to the grouped dynamic kernels.
+Why this shape (pilots in docs/MODEL_CARD.md): din-magenta spends a third of its 3.3 GMACs at 512 on three
+full-resolution convs (9x9 in, 3x3 16->8, 9x9 out), and on this CPU a 3x3 conv that upsamples then convolves
+at full size to 3 channels alone took 21 ms at 512 (1.4 ms as a conv at half size and a pixel shuffle). So no
+conv runs at full size: both upsamplings are sub-pixel convs (a nearest upsample followed by a 3x3 conv is
+exactly one, so din-magenta's ``up2`` converts without change). Convs pad with zeros, fused into the conv:
+reflect padding cost more than the 3x3 conv it fed at 1/4 (2.1 vs 0.8 ms). The res blocks, where the style
+lives, keep din-magenta's shapes, so the student starts from the teacher's own layers (``from_teacher``).
+
+The style side is din-magenta's: Magenta's MobileNetV2 style predictor (0.39 GMACs per style) and one linear
+weight net and bias net per DIN level. Every level shares the vector, so blending, alpha "content" (the
+content image's own code) and style files work as for the default.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .base import DINContext, StyleTransferNet
-from .blocks import Conv, DWSep, ResDWSep, Up
-from .levels import three_level_style_side
+from .din_magenta import MagentaStyleEncoder, group_size
+from .levels import make_din
+from .magenta_predictor import PREDICTOR_SIZE
+from .style import DINSpec
+
+BLOCKS = ("dense", "inverted")
 
 
 @dataclass
 class DINMobileNetConfig:
-    widths: tuple[int, int, int] = (32, 64, 128)  # channels at 1/2, 1/4, 1/8
-    res_blocks: int = 4
-    din_kernel: int = 3
-    din_groups: tuple[int, int, int] = (4, 4, 32)  # at 1/8, 1/4, 1/2 (32 at 1/2 = depthwise)
-    style_encoder: str = "vgg19"
-    style_hidden: int = 128
-    seed: int = 0  # for random-* style encoders
-    deformable: bool = False  # deformable DIN levels (see layers/deform.py)
+    widths: tuple[int, int] = (16, 32)  # channels at 1/2 and 1/4 (din-magenta's, so its layers transfer)
+    res_blocks: int = 3
+    block: str = "dense"  # "dense": two 3x3 convs, each with a DIN level (din-magenta's); "inverted": MobileNetV2
+    expand: int = 4  # inverted blocks: hidden width = expand x c4
+    style_size: int = 256
+    style_encoder: str = "magenta-mobilenet-v2"  # recorded in model files; its weights are in the file
+    din_kernel: int = 1
+    din_group_size: int = 1  # input channels per group (1 = depthwise)
+    deformable: bool = False
+    alpha: str = "content"  # alpha blends towards the content image's own code (see models/base.ALPHA_MODES)
+
+
+def level_names(config: DINMobileNetConfig) -> list[str]:
+    """The DIN levels in decode order: din-magenta's names, so its weight nets transfer by name."""
+    per_block = "ab" if config.block == "dense" else "a"
+    return [f"res{i}{s}" for i in range(1, config.res_blocks + 1) for s in per_block] + ["up2", "out"]
 
 
 class DINMobileNet(StyleTransferNet):
     arch = "din-mobilenet"
-    pad_multiple = 8
+    pad_multiple = 4
+    style_size_matters = False  # the predictor always sees 256x256
 
-    def __init__(self, config: DINMobileNetConfig | None = None, backbone=None):
+    def __init__(self, config: DINMobileNetConfig | None = None):
         super().__init__(config or DINMobileNetConfig())
         c = self.config
-        w2, w4, w8 = c.widths
-        self.specs, self.style_encoder, self.dins = three_level_style_side(c, backbone)
-        self.encoder = nn.Sequential(Conv(3, w2, 3, stride=2), DWSep(w2, w4, stride=2), DWSep(w4, w4),
-                                     DWSep(w4, w8, stride=2))
-        self.bottleneck = nn.Sequential(*[ResDWSep(w8) for _ in range(c.res_blocks)])
-        self.up4 = Up(DWSep(w8, w4))
-        self.mid4 = DWSep(w4, w4)
-        self.up2 = Up(DWSep(w4, w2))
-        self.out = Up(Conv(w2, 3, 3, act=False))
+        if c.block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {c.block!r}")
+        c2, c4 = c.widths
+        self.contract = nn.Sequential(nn.Conv2d(3, c2, 3, 2, 1), nn.ReLU(), nn.Conv2d(c2, c4, 3, 2, 1), nn.ReLU())
+        names = level_names(c)
+        channels = {n: c4 for n in names[:-2]} | {"up2": c2, "out": 3}
+        k = c.din_kernel
+        specs = {n: DINSpec(n, ch, k, ch // group_size(c, ch), 0) for n, ch in channels.items()}
+        self.dins = nn.ModuleDict({n: make_din(spec, c.deformable) for n, spec in specs.items()})
+        # The convs before a DIN have no bias: instance norm would remove it.
+        if c.block == "dense":
+            self.convs = nn.ModuleDict({n: nn.Conv2d(c4, c4, 3, padding=1, bias=False) for n in names[:-2]})
+        else:
+            hidden = c.expand * c4
+            self.convs = nn.ModuleDict({n: nn.Sequential(
+                nn.Conv2d(c4, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
+                nn.ReLU(), nn.Conv2d(hidden, c4, 1, bias=False)) for n in names[:-2]})
+        # sub-pixel convs: 4x the channels at the lower size, then a pixel shuffle
+        self.convs["up2"] = nn.Conv2d(c4, 4 * c2, 3, padding=1, bias=False)
+        self.convs["out"] = nn.Conv2d(c2, 4 * 3, 3, padding=1, bias=False)
+        self.style_encoder = MagentaStyleEncoder({n: (ch, group_size(c, ch), k) for n, ch in channels.items()})
+
+    def _conv_din(self, ctx: DINContext, name: str, x: torch.Tensor, shuffle: bool = False) -> torch.Tensor:
+        x = self.convs[name](x)
+        return self.apply_din(ctx, name, F.pixel_shuffle(x, 2) if shuffle else x)
 
     def encode_content(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        return self.contract(x)
 
-    def decode(self, f: torch.Tensor, ctx: DINContext) -> torch.Tensor:
-        f = self.bottleneck(self.apply_din(ctx, "din8", f))
-        f = self.mid4(self.apply_din(ctx, "din4", self.up4(f)))
-        f = self.apply_din(ctx, "din2", self.up2(f))
-        return self.out(f)
+    def decode(self, x: torch.Tensor, ctx: DINContext) -> torch.Tensor:
+        for i in range(1, self.config.res_blocks + 1):
+            if self.config.block == "dense":
+                x = x + self._conv_din(ctx, f"res{i}b", F.relu(self._conv_din(ctx, f"res{i}a", x)))
+            else:
+                x = x + self._conv_din(ctx, f"res{i}a", x)
+        x = F.relu(self._conv_din(ctx, "up2", x, shuffle=True))
+        return torch.sigmoid(self._conv_din(ctx, "out", x, shuffle=True))
+
+    @property
+    def content_code_size(self) -> int:
+        return PREDICTOR_SIZE
+
+
+@torch.no_grad()
+def from_teacher(teacher: StyleTransferNet, config: DINMobileNetConfig | None = None,
+                 blocks: list[int] | None = None) -> DINMobileNet:
+    """A student that starts from din-magenta's own layers: the style predictor, and for every level whose
+    shape matches, its conv and its weight/bias nets (student res block i takes the teacher's ``blocks[i]``,
+    default evenly spaced; ``up2`` and the final 3-channel ``out`` level's nets by name). The contract convs and
+    the full-size head are new (the teacher's are 9x9 at full size), so the student is not yet the teacher's
+    function: distillation (configs/din-mobilenet-distill.toml) closes the gap."""
+    student = DINMobileNet(config)
+    c = student.config
+    n_teacher = teacher.config.res_blocks
+    blocks = blocks or [round(1 + i * (n_teacher - 1) / max(1, c.res_blocks - 1)) for i in range(c.res_blocks)]
+    pairs = {"up2": "up2", "out": "out"}
+    for i, j in enumerate(blocks, start=1):
+        for s in ("ab" if c.block == "dense" else "a"):
+            pairs[f"res{i}{s}"] = f"res{j}{s}"
+    enc, tenc = student.style_encoder, teacher.style_encoder
+    enc.predictor.load_state_dict(tenc.predictor.state_dict())
+    for mine, theirs in pairs.items():
+        for nets, tnets in ((enc.weight_nets, tenc.weight_nets), (enc.bias_nets, tenc.bias_nets)):
+            if nets[mine].weight.shape == tnets[theirs].weight.shape:
+                nets[mine].load_state_dict(tnets[theirs].state_dict())
+        conv, tconv = student.convs[mine], teacher.convs[theirs]
+        if mine == "up2":
+            conv.weight.copy_(subpixel_kernel(tconv.weight))
+        elif isinstance(conv, nn.Conv2d) and conv.weight.shape == tconv.weight.shape:
+            conv.weight.copy_(tconv.weight)
+    student.info = {"init": f"from_teacher(blocks={blocks})"}
+    return student.eval()
+
+
+
+def subpixel_kernel(w: torch.Tensor) -> torch.Tensor:
+    """(Cout, Cin, 3, 3) kernel of "nearest 2x upsample, then 3x3 conv" -> the (4 Cout, Cin, 3, 3) kernel of the
+    same map as a 3x3 conv at the low size followed by ``pixel_shuffle(2)`` (exact away from the borders).
+    Output phase (py, px) reads the upsampled pixel 2i + py + dy, i.e. low-res row i + floor((py + dy) / 2)."""
+    cout, cin = w.shape[:2]
+    out = w.new_zeros(cout, 2, 2, cin, 3, 3)
+    for py in range(2):
+        for px in range(2):
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    ly, lx = (py + dy) // 2, (px + dx) // 2
+                    out[:, py, px, :, ly + 1, lx + 1] += w[:, :, dy + 1, dx + 1]
+    return out.reshape(4 * cout, cin, 3, 3)  # pixel_shuffle reads channel c * 4 + py * 2 + px

@@ -1,4 +1,4 @@
-"""The three-level DIN layout shared by din-mobilenet and din-fast: DIN at 1/8, 1/4 and 1/2 of the content,
+"""The three-level DIN layout shared by din-mobilenet-vgg and din-fast: DIN at 1/8, 1/4 and 1/2 of the content,
 with kernels from the style backbone's 4th, 3rd and 2nd taps (VGG-19: relu4_1, relu3_1, relu2_1)."""
 from __future__ import annotations
 

@@ -22,11 +22,13 @@ from .base import StyleTransferNet
 from .din_fast import DINFast, DINFastConfig
 from .din_magenta import DINMagenta, DINMagentaConfig
 from .din_mobilenet import DINMobileNet, DINMobileNetConfig
+from .din_mobilenet_vgg import DINMobileNetVGG, DINMobileNetVGGConfig
 from .din_vgg import DINVGG, DINVGGConfig
 
 ARCHS: dict[str, tuple[type[StyleTransferNet], type, dict]] = {
     "din-mobilenet": (DINMobileNet, DINMobileNetConfig, {}),
-    "din-mobilenet-deform": (DINMobileNet, DINMobileNetConfig, {"deformable": True}),
+    "din-mobilenet-vgg": (DINMobileNetVGG, DINMobileNetVGGConfig, {}),
+    "din-mobilenet-vgg-deform": (DINMobileNetVGG, DINMobileNetVGGConfig, {"deformable": True}),
     "din-fast": (DINFast, DINFastConfig, {}),
     "din-fast-deform": (DINFast, DINFastConfig, {"deformable": True}),
     "din-magenta": (DINMagenta, DINMagentaConfig, {}),
@@ -45,7 +47,7 @@ def _config(cls: type, values: dict) -> Any:
 
 
 def create_model(arch: str, **config: Any) -> StyleTransferNet:
-    """A fresh (untrained) model: ``create_model("din-mobilenet", style_encoder="random-vgg19")``."""
+    """A fresh (untrained) model: ``create_model("din-mobilenet-vgg", style_encoder="random-vgg19")``."""
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
     model_cls, cfg_cls, preset = ARCHS[arch]

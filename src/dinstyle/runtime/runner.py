@@ -14,7 +14,7 @@ from ..models.stylecode import StyleCode
 from .tiling import MIN_TILE, stylize_tiled, tile_for_budget
 
 # Above this many pixels an image is tiled, in tiles (halo included) of at most this many pixels, so
-# one number bounds the working memory. din-mobilenet needs ~0.5 KB of RAM per pixel on the CPU
+# one number bounds the working memory. din-mobilenet-vgg needs ~0.5 KB of RAM per pixel on the CPU
 # (float32; see docs/USAGE.md): 8.4 MP stays near 4 GB whatever the image size.
 DEFAULT_MAX_PIXELS_UNTILED = 8_388_608  # 2**23, e.g. 4096 x 2048
 Smooth = Callable[[str, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

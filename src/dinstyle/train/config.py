@@ -43,7 +43,7 @@ class TrainConfig:
     workers: int = _f(4, "DataLoader worker processes (0 = load in the main process)")
     sample_count: int = _f(4, "fixed held-out content/style pairs shown in the sample grids")
     # --- model
-    arch: str = _f("", "architecture (default din-mobilenet, or the one of --init)")
+    arch: str = _f("", "architecture (default din-mobilenet-vgg, or the one of --init)")
     model: dict = _f({}, "model config overrides (TOML [model] table)", cli=False)
     style_encoder: str = _f("", "style encoder backbone (sets model.style_encoder)", resolved=False)
     init: str = _f("", "start from the weights of this model file")

@@ -27,6 +27,7 @@ from ..backbones import Backbone
 from ..eval.metrics import ssim
 from ..layers.din import instance_stats
 from ..models.stylecode import StyleCode
+from .distill import pixel_term
 from .images import BadImage, load_rgb
 from .losses import feature_scales
 
@@ -54,14 +55,16 @@ class MagentaTeacher:
 
 
 class ModelTeacher:
-    """Targets from a frozen copy of a model file (``teacher = "init"``): a fine-tune that must keep what the
-    model already does, e.g. din-magenta learning alpha=0 while its alpha=1 pictures stay Magenta's. Its
-    "style vector" is the model's whole style code, flattened."""
+    """Targets from a frozen model: a copy of the init file (``teacher = "init"``: a fine-tune that must keep
+    what the model already does), or any model file or bundled name (``teacher = "model"``: distilling the
+    default into another architecture). Its "style vector" is the model's whole style code, flattened.
+    ``taps`` (a ``distill.LevelTaps``) records its normalised features at DIN levels as it runs."""
 
     def __init__(self, path: str | Path):
-        from ..models import load_model_file
+        from ..models import load_model
 
-        self.model = load_model_file(path).float().eval()
+        self.model = load_model(str(path)).float().eval()
+        self.taps = None
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -79,11 +82,13 @@ class ModelTeacher:
             n = math.prod(shape)
             code[k] = flat[:, at:at + n].reshape(len(flat), *shape)
             at += n
-        return self.model.stylize(content, StyleCode(code)).clamp(0, 1)
+        return self.model.stylize(content, StyleCode(code), stats_fn=self.taps).clamp(0, 1)
 
 
-def make_teacher(name: str, init: str = "", threads: int | None = None):
+def make_teacher(name: str, init: str = "", threads: int | None = None, model: str = ""):
     """The teacher a run names (``teacher_config.TEACHERS``)."""
+    if name == "model":
+        return ModelTeacher(model)
     return ModelTeacher(init) if name == "init" else MagentaTeacher(threads=threads)
 
 
@@ -185,10 +190,16 @@ class TeacherLossWeights:
 class TeacherLoss(torch.nn.Module):
     """Student output vs teacher output in a frozen loss network's features; plus optional paper terms."""
 
-    def __init__(self, net: Backbone, weights: TeacherLossWeights, feature_taps: Sequence[int] = (0, 1, 2),
-                 stats_taps: Sequence[int] = (0, 1, 2, 3), channels_last: bool = False):
+    def __init__(self, net: Backbone | None, weights: TeacherLossWeights, feature_taps: Sequence[int] = (0, 1, 2),
+                 stats_taps: Sequence[int] = (0, 1, 2, 3), channels_last: bool = False, pixel_scale: int = 4):
+        """``net`` may be None when no term needs it (feature, stats and style weights all 0)."""
         super().__init__()
-        self.net, self.w, self.channels_last = net, weights, channels_last
+        self.net, self.w, self.channels_last, self.pixel_scale = net, weights, channels_last, pixel_scale
+        self.feature_layers, self.stats_layers, self.layers = [], [], []
+        if net is None:
+            if weights.feature or weights.stats or weights.style:
+                raise ValueError("the feature, stats and style terms need a loss network")
+            return
         if channels_last:  # the loss net's convs run ~1.4x faster in channels_last on the CPU
             net.to(memory_format=torch.channels_last)
         self.feature_layers = [net.style_taps[i] for i in feature_taps]
@@ -204,9 +215,9 @@ class TeacherLoss(torch.nn.Module):
                 style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
                 recon: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         w, terms = self.w, {}
-        fo = self.features(out)
+        fo = self.features(out) if self.net is not None else {}
         with torch.no_grad():
-            ft = self.features(teacher)
+            ft = self.features(teacher) if self.net is not None else {}
         if w.feature:
             terms["feature"] = w.feature * sum(F.mse_loss(fo[t], ft[t]) for t in self.feature_layers)
         stats_o = {t: instance_stats(fo[t]) for t in self.stats_layers}
@@ -223,7 +234,7 @@ class TeacherLoss(torch.nn.Module):
                 loss = loss + F.mse_loss(mo, ms) + F.mse_loss(so, ss)
             terms["style"] = w.style * loss
         if w.pixel:
-            terms["pixel"] = w.pixel * F.l1_loss(F.avg_pool2d(out.float(), 4), F.avg_pool2d(teacher.float(), 4))
+            terms["pixel"] = w.pixel * pixel_term(out, teacher, self.pixel_scale)
         if w.identity and recon is not None:
             terms["identity"] = w.identity * F.l1_loss(recon.float(), content.float())
         if w.identity_ssim and recon is not None:

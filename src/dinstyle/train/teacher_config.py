@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .config import _toml_value, element_type, load_toml
 
-TEACHERS = ("magenta", "init")  # Magenta's int8 network; a frozen copy of the --init model
+TEACHERS = ("magenta", "init", "model")  # Magenta's int8 network; a frozen copy of the --init model; teacher_model
 
 
 @dataclass
@@ -24,6 +24,7 @@ class TeacherConfig:
     arch: str = "din-fast"
     model: dict = field(default_factory=dict)  # model config overrides
     init: str = ""  # start from this model file (a previous stage)
+    teacher_model: str = ""  # teacher = "model": a model file or bundled name (e.g. "din-magenta")
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (as the paper's recipe's --freeze)
     size: int = 128  # training crop
     content_short_side: int = 192  # photos are kept in memory at this short side
@@ -43,6 +44,9 @@ class TeacherConfig:
     style_weight: float = 0.0
     identity_weight: float = 1.0
     identity_ssim_weight: float = 0.0  # 1 - SSIM of the alpha=0 reconstruction (L1 alone lets it blur)
+    distill_weight: float = 0.0  # MSE of normalised features at the DIN levels student and teacher share by name
+    distill_levels: tuple[str, ...] = ("up2", "out")  # (teacher = "model" only)
+    pixel_scale: int = 4  # the pixel term compares after this x average pooling (1 = full size)
     mid_alpha_weight: float = 0.0  # at a random alpha, the teacher terms against alpha x teacher + (1 - alpha) x photo
     feature_taps: tuple[int, ...] = (0, 1, 2)  # loss-net taps (0 = relu1_1): relu4_1 doubles the loss cost
     stats_taps: tuple[int, ...] = (0, 1, 2)
@@ -88,12 +92,16 @@ def make_config(values: dict) -> TeacherConfig:
     cfg = TeacherConfig(**out)
     checks = [(cfg.teacher in TEACHERS, f"teacher must be one of {', '.join(TEACHERS)}"),
               (cfg.teacher != "init" or bool(cfg.init), "teacher = init needs init = MODEL_FILE"),
+              (cfg.teacher != "model" or bool(cfg.teacher_model), "teacher = model needs teacher_model = MODEL"),
+              (cfg.teacher == "model" or not cfg.distill_weight, "distill_weight needs teacher = model"),
+              (cfg.pixel_scale >= 1, "pixel_scale must be >= 1"),
               (cfg.size >= 32 and cfg.size % 8 == 0, "size must be a multiple of 8, >= 32"),
               (cfg.styles_per_step >= 1 and cfg.contents_per_style >= 1, "batch shape must be >= 1"),
               (cfg.lr > 0 and cfg.lr_final >= 0 and math.isfinite(cfg.lr), "lr must be > 0"),
               (all(math.isfinite(w) and w >= 0 for w in (cfg.feature_weight, cfg.stats_weight, cfg.pixel_weight,
                                                           cfg.style_weight, cfg.identity_weight,
-                                                          cfg.identity_ssim_weight, cfg.mid_alpha_weight)),
+                                                          cfg.identity_ssim_weight, cfg.mid_alpha_weight,
+                                                          cfg.distill_weight)),
                "loss weights must be finite and >= 0"),
               (all(0 <= t <= 3 for t in (*cfg.feature_taps, *cfg.stats_taps)), "taps must be indices 0..3"),
               (cfg.steps >= 1, "steps must be >= 1"),

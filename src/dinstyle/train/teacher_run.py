@@ -33,6 +33,7 @@ from ..models import create_model, save_model
 from ..models.registry import ARCHS, read_model_file
 from ..models.stylecode import StyleCode
 from .checkpoint import load_trainable, read_log, truncate_log
+from .distill import LevelTaps, level_terms
 from .learner import freeze_parameters
 from .images import list_images
 from .plot import loss_curve, sample_grid
@@ -77,7 +78,7 @@ class TeacherRun:
             raise UsageError(f"model {cfg.arch}: {e}") from None
         if not callable(getattr(model.style_encoder, "taps_of", None)):  # the style bank caches the encoder's frozen part
             raise UsageError(f"--teacher training needs a style encoder with a frozen part (din-fast, din-magenta, "
-                             f"din-mobilenet, din-vgg); {cfg.arch} trains with the paper's recipe (no --teacher)")
+                             f"din-mobilenet-vgg, din-vgg); {cfg.arch} trains with the paper's recipe (no --teacher)")
         if weights:
             try:
                 load_trainable(model, weights)
@@ -98,7 +99,7 @@ class TeacherRun:
         self.cfg = cfg = dataclasses.replace(cfg, model={k: list(v) if isinstance(v, tuple) else v
                                                          for k, v in dataclasses.asdict(self.model.config).items()})
         encoder = self.model.style_encoder
-        self.teacher = make_teacher(cfg.teacher, cfg.init, threads=cfg.threads or None)
+        self.teacher = make_teacher(cfg.teacher, cfg.init, threads=cfg.threads or None, model=cfg.teacher_model)
         files = {}
         for role in ("content", "style"):
             found = list_images(getattr(cfg, role)) if getattr(cfg, role) else []
@@ -114,7 +115,9 @@ class TeacherRun:
                  f"{len(files['style_held'])} styles)")
         weights = TeacherLossWeights(cfg.feature_weight, cfg.stats_weight, cfg.pixel_weight, cfg.style_weight,
                                      cfg.identity_weight, cfg.identity_ssim_weight)
-        self.loss = TeacherLoss(loss_network(encoder), weights, cfg.feature_taps, cfg.stats_taps, cfg.channels_last)
+        needs_vgg = bool(cfg.feature_weight or cfg.stats_weight or cfg.style_weight or cfg.mid_alpha_weight)
+        self.loss = TeacherLoss(loss_network(encoder) if needs_vgg else None, weights, cfg.feature_taps,
+                                cfg.stats_taps, cfg.channels_last, cfg.pixel_scale)
         self.style_stats = None
         if cfg.style_weight:
             stats = [self.loss.style_stats(self.styles.images[i:i + 8].float() / 255) for i in range(0, len(self.styles), 8)]
@@ -180,13 +183,13 @@ class TeacherRun:
     def _info(self) -> dict:
         c = self.cfg
         return {"step": self.step, "images_seen": self.step * c.styles_per_step * c.contents_per_style,
-                "teacher": TEACHER_CREDIT if c.teacher == "magenta" else f"frozen copy of {c.init}",
+                "teacher": {"magenta": TEACHER_CREDIT, "init": f"frozen copy of {c.init}"}.get(c.teacher, c.teacher_model),
                 "recipe": f"teacher-guided (dinstyle train --teacher {c.teacher})",
                 "size": c.size, "style_size": c.style_size, "content_images": len(self.contents),
                 "style_images": len(self.styles), "held_out": "sha256(file name) % 100 < 12",
                 "loss": {k: getattr(c, k) for k in ("feature_weight", "stats_weight", "pixel_weight",
                                                      "style_weight", "identity_weight", "identity_ssim_weight",
-                                                     "mid_alpha_weight")},
+                                                     "mid_alpha_weight", "distill_weight", "pixel_scale")},
                 **({"offset_lr_scale": c.offset_lr_scale} if c.offset_lr_scale != 1.0 else {})}
 
     def checkpoint(self) -> None:
@@ -220,11 +223,14 @@ class TeacherRun:
         idx = self.rng.sample(range(len(self.styles)), c.styles_per_step)
         content = self.contents.crops(self.rng, c.styles_per_step * c.contents_per_style, c.size, c.crop_scale)
         per_image = np.repeat(np.array(idx), c.contents_per_style)
+        if c.distill_weight:
+            self.teacher.taps = LevelTaps(c.distill_levels)
         teacher = self.teacher.targets(content, self.styles.vectors[per_image])
+        levels = self.teacher.taps.seen if c.distill_weight else None
         taps = {t: v[idx].float() for t, v in self.styles.taps.items()}
-        return idx, content, teacher, taps
+        return idx, content, teacher, taps, levels
 
-    def train_step(self, idx, content, teacher, taps) -> dict[str, float]:
+    def train_step(self, idx, content, teacher, taps, teacher_levels=None) -> dict[str, float]:
         c = self.cfg
         lr = lr_at(c, self.step)
         for g in self.optimizer.param_groups:
@@ -233,7 +239,8 @@ class TeacherRun:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
             raw = self.model.style_encoder.from_taps(taps)
             code = StyleCode({k: v.repeat_interleave(c.contents_per_style, 0) for k, v in raw.items()})
-            out = self.model.stylize(content, code, alpha=1.0)
+            student_levels = LevelTaps(c.distill_levels) if teacher_levels is not None else None
+            out = self.model.stylize(content, code, alpha=1.0, stats_fn=student_levels)
             identity = c.identity_weight or c.identity_ssim_weight
             recon = self.model.stylize(content, code, alpha=0.0) if identity else None
             stats = None
@@ -241,6 +248,9 @@ class TeacherRun:
                 per = torch.tensor(idx).repeat_interleave(c.contents_per_style)
                 stats = {t: (m[per], s[per]) for t, (m, s) in self.style_stats.items()}
             terms = self.loss(out, teacher, content, stats, recon)
+            if student_levels is not None:
+                terms["distill"] = c.distill_weight * level_terms(student_levels.seen, teacher_levels)
+                terms["loss"] = terms["loss"] + terms["distill"]
             if c.mid_alpha_weight:
                 terms.update(self._mid_alpha_terms(content, code, teacher))
                 terms["loss"] = terms["loss"] + terms["mid_alpha"]
