@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dinstyle.runtime.request import RunRequest, StyleOptions
 from dinstyle.models import create_model, save_model
 from dinstyle.models.stylecode import StyleCode
 from dinstyle.runtime.runner import run_model
@@ -32,7 +33,7 @@ def _x(h=70, w=90, seed=1):
 def test_restore_adds_back_what_the_model_loses_at_alpha_zero(model_and_code):
     model, code = model_and_code
     x = _x()
-    y = lambda a, **k: run_model(model, x, [code], alpha=a, **k)  # noqa: E731
+    y = lambda a, **k: run_model(model, x, RunRequest([code], alpha=a, **k))  # noqa: E731
     raw0 = y(0.0, restore=False)
     assert (raw0 - x).abs().mean() > 0.05  # the model alone does not give the photo back
     want = y(0.3, restore=False).clamp(0, 1) + 0.7 * (x - raw0.clamp(0, 1))  # on the images as shown
@@ -48,12 +49,12 @@ def test_restore_in_tiles_matches_the_whole_image_and_counts_both_passes(model_a
     model, code = model_and_code
     x = _x(110, 150)
     calls = []
-    tiled = run_model(model, x, [code], alpha=0.4, tile=48, progress=lambda d, n: calls.append((d, n)))
-    assert (tiled - run_model(model, x, [code], alpha=0.4)).abs().max() < 1e-4
+    tiled = run_model(model, x, RunRequest([code], alpha=0.4, tile=48, progress=lambda d, n: calls.append((d, n))))
+    assert (tiled - run_model(model, x, RunRequest([code], alpha=0.4))).abs().max() < 1e-4
     done, total = zip(*calls)
     assert list(done) == sorted(done) and set(total) == {total[-1]} and done[-1] == total[-1]
     single = []
-    run_model(model, x, [code], alpha=0.4, tile=48, restore=False, progress=lambda d, n: single.append(n))
+    run_model(model, x, RunRequest([code], alpha=0.4, tile=48, restore=False, progress=lambda d, n: single.append(n)))
     assert total[-1] == 2 * single[-1]
 
 
@@ -61,7 +62,7 @@ def test_restore_in_tiles_matches_the_whole_image_and_counts_both_passes(model_a
 def test_video_restore_pass_keeps_its_own_smoothed_statistics(model_and_code):
     model, code = model_and_code
     frames = [(_x(48, 64, seed=s) * 255).to(torch.uint8) for s in range(3)]
-    runs = {r: FrameStylizer(model, code, alpha=0.5, temporal=0.8, restore=r) for r in (True, False)}
+    runs = {r: FrameStylizer(model, code, StyleOptions(alpha=0.5, restore=r), temporal=0.8) for r in (True, False)}
     for f in frames:
         for run in runs.values():
             run(f)
@@ -71,7 +72,7 @@ def test_video_restore_pass_keeps_its_own_smoothed_statistics(model_and_code):
     for level, (m, s) in without.items():  # the alpha-0 pass did not overwrite the main pass's state
         assert torch.equal(with_restore[level][0], m) and torch.equal(with_restore[level][1], s), level
     frame0 = frames[0].float() / 255
-    assert torch.allclose(FrameStylizer(model, code, alpha=0.0)(frames[0]), frame0, atol=1e-6)
+    assert torch.allclose(FrameStylizer(model, code, StyleOptions(alpha=0.0))(frames[0]), frame0, atol=1e-6)
 
 
 def test_cli_alpha_zero_is_the_photo_unless_no_restore(tmp_path, model_and_code):
@@ -105,13 +106,13 @@ def test_alpha_content_mode_blends_towards_the_contents_own_code():
     mid = {k: own[k] + 0.3 * (v - own[k]) for k, v in code.tensors.items()}
     assert torch.allclose(model.stylize(x, code, alpha=0.3), model.stylize(x, StyleCode(mid)), atol=1e-6)
     assert not torch.allclose(model.stylize(x, code, alpha=0.3), model.stylize(x, code), atol=1e-3)
-    tiled = run_model(model, x, [code], alpha=0.3, tile=32, restore=False)
+    tiled = run_model(model, x, RunRequest([code], alpha=0.3, tile=32, restore=False))
     assert (tiled - model.stylize(x, code, alpha=0.3)).abs().max() < 1e-4  # one code for every tile
     reads = []
     read = model.content_code
     model.content_code = lambda c: reads.append(c.shape) or read(c)
     try:  # both passes of the restore (alpha 0.3 and 0), in tiles, blend towards one code read once
-        run_model(model, x, [code], alpha=0.3, tile=32)
+        run_model(model, x, RunRequest([code], alpha=0.3, tile=32))
     finally:
         del model.content_code
     assert reads == [x.shape]

@@ -104,15 +104,23 @@ def test_style_size_is_the_encoding_size(st):
     assert (st.stylize(x, A, style_size=32) - st.stylize(x, A, style_size=96)).abs().mean() > 1e-3
 
 
-def test_stroke_size_encodes_smaller_style_and_reaches_the_model(st, monkeypatch):
-    x = img()
+def test_stroke_size_runs_the_network_at_another_scale(st, monkeypatch):
+    """Stroke size S runs the network on the photo shrunk by S x (size / reference) and brings it back to full
+    size; the style is encoded as it is (no other style size), and a photo under the reference runs as it is."""
+    x = img()  # 48x64: under the reference size
     seen = []
     real = st.model.stylize
-    monkeypatch.setattr(st.model, "stylize", lambda *a, **k: seen.append(k.get("stroke")) or real(*a, **k))
+    monkeypatch.setattr(st.model, "stylize", lambda c, *a, **k: seen.append(tuple(c.shape[-2:])) or real(c, *a, **k))
+    same = st.stylize(x, A, style_size=SS)
+    assert seen[-1] == (48, 64)
     big = st.stylize(x, A, style_size=SS, stroke_size=2.0)
-    assert seen[-1] == 2.0
-    assert torch.equal(big, st.stylize(x, A, style_size=SS // 2))  # plain DIN ignores the stroke value itself
-    assert (big - st.stylize(x, A, style_size=SS)).abs().mean() > 1e-3
+    assert seen[-1] == (24, 32) and big.shape == x.shape
+    assert (big - same).abs().mean() > 1e-3
+    st.model.info = {**(st.model.info or {}), "reference_size": 32}  # the same photo, now twice the reference
+    try:
+        assert st.stylize(x, A, style_size=SS).shape == x.shape and seen[-1] == (24, 32)
+    finally:
+        st.model.info.pop("reference_size")
 
 
 def test_stroke_map_black_small_white_large(st):
@@ -188,7 +196,8 @@ def test_saved_codes_are_reused_and_checked(st, tmp_path):
     with pytest.raises(DinstyleError, match="a.safetensors: style code is for another din-mobilenet-vgg configuration"):
         other.stylize(x, str(tmp_path / "a.safetensors"))
     with pytest.raises(UsageError, match="fixed style size"):
-        st.stylize(x, str(tmp_path / "a.safetensors"), stroke_size=2)
+        st.stylize(x, str(tmp_path / "a.safetensors"), style_size=2 * SS)
+    assert st.stylize(x, str(tmp_path / "a.safetensors"), stroke_size=2).shape == x.shape  # a scale, not a size
 
 
 def test_builtin_styles(st):

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dinstyle.runtime.request import RunRequest
 from dinstyle.models import create_model, load_model_file, save_model
 from dinstyle.models.din_magenta import level_names
 from dinstyle.models.stylecode import StyleCode
@@ -182,7 +183,7 @@ def test_tiles_match_the_whole_image(model):
         code = model.encode_style(torch.rand(1, 3, 48, 48))
         for alpha in (1.0, 0.4):
             whole = model.stylize(x, code, alpha=alpha)
-            tiled = run_model(model, x, [code], alpha=alpha, tile=48, restore=False)  # the network alone
+            tiled = run_model(model, x, RunRequest([code], alpha=alpha, tile=48, restore=False))  # the network alone
             assert (tiled - whole).abs().max() < 2e-3, alpha
 
 
@@ -198,8 +199,8 @@ def test_alpha_content_reads_one_code_for_all_tiles(content_model):
     with torch.no_grad():
         code = model.encode_style(torch.rand(1, 3, 48, 48))
         whole = model.stylize(x, code, alpha=0.4)
-        tiled = run_model(model, x, [code], alpha=0.4, tile=64, restore=False)
-        per_tile = stylize_tiled(model, x, code, alpha=0.4, tile=64)  # each tile reads its own code
+        tiled = run_model(model, x, RunRequest([code], alpha=0.4, tile=64, restore=False))
+        per_tile = stylize_tiled(model, x, RunRequest(code, alpha=0.4, tile=64))  # each tile reads its own code
     assert (tiled - whole).abs().max() < 2e-3
     assert (per_tile - whole).abs().max() > 2e-2  # the check above could fail
 
@@ -278,21 +279,18 @@ def test_widened_kernels_start_as_the_same_network(model, deformable):
     assert wide.style_encoder.weight_nets["res1a"].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("deformable", [False, True])
-def test_stroke_warning_names_only_the_controls_that_do_nothing(deformable):
-    """The predictor sees every style at 256x256: --style-size never changes the strokes, and --stroke-size
-    only does through a deformable model's offsets."""
+def test_style_size_warning_names_the_control_that_does_nothing():
+    """The predictor sees every style at 256x256: --style-size never changes its strokes (--stroke-size
+    does, through the stroke scale, for every model), so only --style-size is warned about."""
     from dinstyle import Stylizer
-    from dinstyle.models.din_magenta import widen
 
     torch.manual_seed(0)
-    base = create_model("din-magenta")
-    st = Stylizer(widen(base, deformable=True) if deformable else base, device="cpu")
+    st = Stylizer(create_model("din-magenta"), device="cpu")
     style = torch.rand(1, 3, 64, 64)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        st.blend_styles([style], factor=2.0)
+        st.blend_styles([style])
+        assert not caught
         st.blend_styles([style], size=128)
     said = [str(w.message) for w in caught]
-    assert any("--style-size: no effect" in m for m in said)
-    assert any("--stroke-size" in m for m in said) != deformable
+    assert len(said) == 1 and "--style-size: no effect" in said[0]

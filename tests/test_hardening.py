@@ -176,7 +176,7 @@ def test_video_frames_are_tiled_above_the_untiled_limit(files, monkeypatch):
     ref = list(stylize_frames(st, frames, files / "style.png", temporal=0.5, style_size=48))
     calls = []
     real = stylize_run.stylize_tiled
-    monkeypatch.setattr(stylize_run, "stylize_tiled", lambda *a, **k: calls.append(k["tile"]) or real(*a, **k))
+    monkeypatch.setattr(stylize_run, "stylize_tiled", lambda m, x, req, **k: calls.append(req.tile) or real(m, x, req, **k))
     tiled = list(stylize_frames(st, frames, files / "style.png", temporal=0.5, style_size=48,
                                 max_pixels_untiled=10_000))
     assert calls and all(t < 210 for t in calls)  # several tiles per frame
@@ -447,8 +447,8 @@ def test_a_second_run_on_a_folder_does_not_stylize_the_first_ones_outputs(files,
 @pytest.mark.parametrize("args,words", [
     (["--format", "png/../../x.png"], "give a file extension"), (["--max-pixels", "nan"], "--max-pixels"),
     (["--max-pixels", "inf"], "--max-pixels"), (["--max-pixels", "0"], "--max-pixels"),
-    (["--max-pixels-untiled", "0"], "--max-pixels-untiled"), (["--stroke-size", "inf"], "--stroke-size"),
-    (["--stroke-size", "1e-300"], "--stroke-size"), (["--stroke-size", "nan"], "--stroke-size")])
+    (["--max-pixels-untiled", "0"], "--max-pixels-untiled"), (["--stroke-size", "inf"], "stroke size"),
+    (["--stroke-size", "1e-300"], "stroke size"), (["--stroke-size", "nan"], "stroke size")])
 def test_bad_option_values_are_usage_errors(files, tmp_path, capsys, args, words):
     (tmp_path / "sub").mkdir()
     src = photo(tmp_path / "sub" / "a.png")

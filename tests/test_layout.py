@@ -11,13 +11,15 @@ PACKAGE = Path(dinstyle.__file__).parent
 
 # floors, ground first: a room may import rooms on lower floors only ("__init__" is the package root's face)
 FLOORS = [
-    {"errors", "defaults", "version"},
+    {"errors", "version"},
+    {"defaults"},  # the controls' torch-free rules (alpha, stroke scale), shared with lite
     {"layers", "io"},
     {"backbones", "lite"},
     {"models"},
     {"runtime", "export"},
     {"video", "eval"},
     {"api", "train"},
+    {"dataset"},  # stylizes datasets through the api's Stylizer
     {"serve", "__init__"},
     {"cli"},
     {"__main__"},

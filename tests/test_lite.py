@@ -181,7 +181,7 @@ def test_cli_errors_and_batches(tmp_path, setup, capsys):
     err = capsys.readouterr().err
     assert "no such model directory" in err and len(err.strip().splitlines()) == 1
     assert lite_main(["--model-dir", onnx_dir, "--style", style, content, "--alpha", "2"]) == 2
-    assert "--alpha" in capsys.readouterr().err
+    assert "alpha must be a number from 0 to 1" in capsys.readouterr().err
     out = tmp_path / "exists.png"
     out.write_bytes(b"keep")
     assert lite_main(["--model-dir", onnx_dir, "--style", style, content, "-o", str(out)]) == 1

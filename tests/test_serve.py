@@ -1,188 +1,43 @@
 """Issue 12, `dinstyle serve`: the real server (a `dinstyle serve` process on a free port, the tiny model)
-called over HTTP with good and bad input, four requests at once, and a real headless Chromium driving the
-page. The web tests skip without the [web] extra; the browser test skips without Chromium."""
+called over HTTP with good and bad input, and four requests at once (the page: ``test_serve_page``). The web
+tests skip without the [web] extra."""
 from __future__ import annotations
 
 import functools
-import http.client
-import io
 import json
 import os
-import queue
 import re
-import shutil
-import signal
-import struct
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import zlib
-from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
+from serve_client import (
+    FAST,
+    MAX_UPLOAD_MB,
+    image,
+    json_error,
+    photo_bytes,
+    png_header_bomb,
+    real_bomb,
+    running_server,
+)
 
 from dinstyle.cli import main
 from dinstyle.io.builtin_styles import STYLES
-from dinstyle.models import create_model, save_model
 from dinstyle.serve import missing_web_packages
 from dinstyle.serve.jobs import Busy, JobQueue
 
-from conftest import TINY
-
 web = pytest.mark.skipif(bool(missing_web_packages()), reason="the [web] extra is not installed "
                          "(pip install -e '.[web]')")
-MAX_UPLOAD_MB = 2
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def photo_bytes(w=64, h=48, seed=1, fmt="PNG", mode="RGB") -> bytes:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    a = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), (xx + yy) % 256], -1).astype(np.float64)
-    a = np.clip(a * 0.8 + rng.random((h, w, 3)) * 50, 0, 255).astype(np.uint8)
-    im = Image.fromarray(a)
-    if mode == "RGBA":
-        im.putalpha(Image.fromarray((xx * 255 // max(w - 1, 1)).astype(np.uint8)))
-    buf = io.BytesIO()
-    im.save(buf, fmt)
-    return buf.getvalue()
-
-
-def png_header_bomb(w=100_000, h=100_000) -> bytes:
-    """A valid PNG header claiming w x h pixels (10 gigapixels), with a few bytes of data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
-
-
-@functools.lru_cache(maxsize=1)
-def real_bomb() -> bytes:
-    """A genuine decompression bomb: 12300 x 12300 = 151 M pixels (over the 150 M default guard) in ~20 KB."""
-    buf = io.BytesIO()
-    Image.new("1", (12300, 12300)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def multipart(fields) -> tuple[bytes, str]:
-    """fields: [(name, text) or (name, (filename, bytes or a function giving them))] -> (body, content type)."""
-    boundary = "dinstyle-test-boundary-7c1e"
-    out = io.BytesIO()
-    for name, value in fields:
-        out.write(f"--{boundary}\r\n".encode())
-        if isinstance(value, tuple):
-            out.write(f'Content-Disposition: form-data; name="{name}"; filename="{value[0]}"\r\n'
-                      "Content-Type: application/octet-stream\r\n\r\n".encode())
-            out.write(value[1]() if callable(value[1]) else value[1])
-        else:
-            out.write(f'Content-Disposition: form-data; name="{name}"\r\n\r\n{value}'.encode())
-        out.write(b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
-
-
-class Server:
-    def __init__(self, proc, url, tmp):
-        self.proc, self.url, self.tmp = proc, url, tmp
-        m = re.match(r"http://([^:/]+):(\d+)/", url)
-        self.host, self.port = m.group(1), int(m.group(2))
-
-    def request(self, method, path, body=None, headers=None, chunked=False):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=120)
-        try:
-            if chunked:
-                parts = [body[i:i + 65536] for i in range(0, len(body), 65536)]
-                c.request(method, path, body=iter(parts), headers=headers or {}, encode_chunked=True)
-            else:
-                c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
-
-    def get(self, path):
-        return self.request("GET", path)
-
-    def stylize(self, fields, headers=None, chunked=False):
-        body, ctype = multipart(fields)
-        return self.request("POST", "/api/stylize", body, {"Content-Type": ctype, **(headers or {})}, chunked)
-
-
-def start_server(tmp: Path, *extra: str) -> Server:
-    torch.manual_seed(0)
-    model = tmp / "tiny.safetensors"
-    save_model(create_model("din-mobilenet-vgg", **TINY), model)
-    (tmp / "tmp").mkdir()
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TMPDIR=str(tmp / "tmp"),
-               PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "dinstyle", "serve", "--port", "0", "--model", str(model),
-                             "--max-upload-mb", str(MAX_UPLOAD_MB), *extra],
-                            stdout=subprocess.PIPE, stderr=open(tmp / "server.log", "wb"), env=env, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        m = re.search(r"serving (http://\S+/)", line)
-        if m:
-            return Server(proc, m.group(1), tmp)
-    proc.kill()
-    proc.wait()
-    pytest.fail("dinstyle serve did not start:\n" + (tmp / "server.log").read_text()[-3000:])
-
-
-def stop_server(server: Server) -> int:
-    server.proc.send_signal(signal.SIGINT)
-    try:
-        return server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-        return -9
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serve")
-    srv = start_server(tmp)
-    yield srv
-    rc = stop_server(srv)
-    log = (tmp / "server.log").read_text()
-    assert rc == 0, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
-    assert list((tmp / "tmp").iterdir()) == []  # no temporary file left behind, after every kind of request
-
-
-def image(body: bytes) -> Image.Image:
-    im = Image.open(io.BytesIO(body))
-    im.load()
-    return im
-
-
-def json_error(status, headers, body) -> str:
-    """A refusal is JSON {"error": "..."} (one line, no stack trace)."""
-    assert headers["content-type"].startswith("application/json"), (status, body[:200])
-    obj = json.loads(body)
-    assert set(obj) == {"error"}, obj
-    assert "Traceback" not in obj["error"] and "\n" not in obj["error"]
-    return obj["error"]
-
-
-FAST = [("style_size", "64")]  # small style encodes keep the tiny model's requests ~10 ms
+    yield from running_server(tmp_path_factory.mktemp("serve"))
 
 
 # ------------------------------------------------------------------------------------------ no web needed
-def test_job_queue_runs_one_job_at_a_time_and_refuses_past_its_bound():
+def test_job_queue_runs_one_job_at_a_time_per_lane_and_refuses_past_its_bound():
     q = JobQueue(max_pending=3)
     gate, running, peak, lock = threading.Event(), [0], [0], threading.Lock()
 
@@ -196,9 +51,10 @@ def test_job_queue_runs_one_job_at_a_time_and_refuses_past_its_bound():
             running[0] -= 1
         return i
 
-    futures = [q.submit(job, i) for i in range(3)]
+    futures = [q.submit(job, i) for i in range(3)]  # small jobs (no pixels given): one lane
     with pytest.raises(Busy, match="busy"):
         q.submit(job, 99)
+    assert q.lanes() == {"small": 3, "large": 0}
     gate.set()
     results = [f.result(10) for f in futures]
     assert [r.value for r in results] == [0, 1, 2] and peak[0] == 1
@@ -283,11 +139,12 @@ def test_an_uploaded_style_is_encoded_once_then_only_the_content_path_runs(serve
 
 
 @web
-def test_options_blend_preserve_color_max_size_webp_and_alpha(server):
+def test_options_blend_preserve_color_max_size_stroke_size_webp_and_alpha(server):
     content = ("rgba.png", photo_bytes(80, 40, mode="RGBA"))
     status, headers, body = server.stylize([
         ("content", content), ("style", "builtin:irises"), ("style", ("s.png", photo_bytes(32, 32, seed=5))),
-        ("style_weights", "0.7,0.3"), ("preserve_color", "true"), ("alpha", "0.8"), ("max_size", "40"), *FAST])
+        ("style_weights", "0.7,0.3"), ("preserve_color", "true"), ("alpha", "0.8"), ("max_size", "40"),
+        ("stroke_size", "2.5"), *FAST])
     assert status == 200, body[:300]
     im = image(body)
     assert im.size == (40, 20) and im.mode == "RGBA"  # shrunk to max_size; the alpha channel kept
@@ -304,7 +161,7 @@ def test_options_blend_preserve_color_max_size_webp_and_alpha(server):
 def _bad_cases():
     good = photo_bytes(32, 24)
     png = photo_bytes(64, 48)
-    c = lambda data, name="photo.png": ("content", (name, data))  # noqa: E731
+    c = lambda data, name="photo.png": ("content", (name, data))
     s = ("style", "builtin:irises")
     return {
         "undecodable": ([c(os.urandom(4000), "photo.jpg"), s], 400, "not an image"),
@@ -333,9 +190,17 @@ def _bad_cases():
         "max_size 0": ([c(good), s, ("max_size", "0")], 400, "max_size must be"),
         "format gif": ([c(good), s, ("format", "gif")], 400, "format must be"),
         "preserve_color maybe": ([c(good), s, ("preserve_color", "maybe")], 400, "preserve_color must be"),
-        "weights count": ([c(good), s, ("style_weights", "1,2")], 400, "style_weights"),
+        # the controls are checked by the library's StyleOptions, with its messages
+        "weights count": ([c(good), s, ("style_weights", "1,2")], 400, "style weights for 1 styles"),
         "weights negative": ([c(good), s, ("style", "builtin:moonrise"), ("style_weights", "1,-1")], 400,
-                             "style_weights"),
+                             "style weights"),
+        "weights text": ([c(good), s, ("style_weights", "a,b")], 400, "style_weights must be"),
+        "stroke_size 9": ([c(good), s, ("stroke_size", "9")], 400, "stroke size must be"),
+        "stroke_size 0": ([c(good), s, ("stroke_size", "0")], 400, "stroke size must be"),
+        "stroke_size nan": ([c(good), s, ("stroke_size", "nan")], 400, "stroke size must be"),
+        "stroke_size text": ([c(good), s, ("stroke_size", "big")], 400, "stroke_size must be"),
+        "job_id short": ([c(good), s, ("job_id", "abc")], 400, "job_id must be"),
+        "job_id path": ([c(good), s, ("job_id", "../../etc/passwd")], 400, "job_id must be"),
     }
 
 
@@ -397,86 +262,9 @@ def test_four_requests_at_once_are_queued_and_all_answered(server):
         t.join(120)
     assert sorted(results) == [0, 1, 2, 3]
     for i, wh in enumerate(sizes):
-        status, headers, body = results[i]
+        status, _, body = results[i]
         assert status == 200 and image(body).size == wh, (i, status, body[:200])
     waits = [float(re.search(r"queue;dur=([\d.]+)", results[i][1]["server-timing"]).group(1)) for i in results]
     runs = [float(re.search(r"stylize;dur=([\d.]+)", results[i][1]["server-timing"]).group(1)) for i in results]
     assert max(waits) >= min(runs) * 0.5  # one worker: someone waited for another's run
     assert json.loads(server.get("/api/info")[2])["queued"] == 0
-
-
-# ------------------------------------------------------------------------------------------ the page
-def _chromium() -> tuple[str, str] | str:
-    """(browser, driver) paths, or why the browser test cannot run."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -e '.[test]')"
-    browser = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
-                    if p and Path(p).is_file()), None)
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file()
-                                              else None)
-    if browser is None or driver is None:
-        return ("no Chromium found (Debian: apt-get install chromium chromium-driver; .ci/run installs them)")
-    return browser, driver
-
-
-@web
-def test_the_page_in_headless_chromium(server, tmp_path):
-    found = _chromium()
-    if isinstance(found, str):
-        pytest.skip(found)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    browser, driver_path = found
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-                "--window-size=1280,900", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-extensions", "--disable-default-apps"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    photo = tmp_path / "holiday.png"
-    photo.write_bytes(photo_bytes(96, 64, seed=3))
-    # Chromium leaves its socket folders in TMPDIR: a short one of ours (a socket path has at most 107 bytes)
-    scratch = tempfile.mkdtemp(prefix="dinstyle-chromium-")
-    service = Service(executable_path=driver_path, env=dict(os.environ, TMPDIR=scratch))
-    try:
-        driver = webdriver.Chrome(options=options, service=service)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    try:
-        wait = WebDriverWait(driver, 60)
-        driver.get(server.url)
-        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "ready")
-        driver.find_element(By.ID, "content-file").send_keys(str(photo))
-        driver.find_element(By.CSS_SELECTOR, '.thumb[data-name="irises"]').click()
-        go = driver.find_element(By.ID, "go")
-        assert go.is_enabled()
-        go.click()
-        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") in ("done", "error"))
-        state = driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")
-        assert state == "done", driver.find_element(By.ID, "status").text
-        size = driver.execute_script("const i = document.getElementById('result');"
-                                     "return [i.naturalWidth, i.naturalHeight, i.complete];")
-        assert size == [96, 64, True]
-        link = driver.find_element(By.ID, "download")
-        assert link.get_attribute("href").startswith("blob:") and link.get_attribute("download").endswith(".png")
-        assert "from press to image" in driver.find_element(By.ID, "timing").text
-        if os.environ.get("DINSTYLE_SCREENSHOT"):
-            driver.save_screenshot(os.environ["DINSTYLE_SCREENSHOT"])
-        urls = []
-        for entry in driver.get_log("performance"):
-            msg = json.loads(entry["message"])["message"]
-            if msg["method"] == "Network.requestWillBeSent":
-                urls.append(msg["params"]["request"]["url"])
-    finally:
-        driver.quit()
-        shutil.rmtree(scratch, ignore_errors=True)
-    assert any(u.endswith("/api/stylize") for u in urls) and any(u.endswith("/api/styles") for u in urls)
-    outside = [u for u in urls if not u.startswith((server.url, "blob:", "data:"))]
-    assert outside == [], f"the page fetched from elsewhere: {outside}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dinstyle.runtime.request import RunRequest
 from dinstyle.models import create_model
 from dinstyle.runtime.tiling import _window, plan_tiles, receptive_radius, stylize_tiled, tile_for_budget
 from conftest import TINY, TINY_FAST
@@ -65,7 +66,7 @@ def test_tiled_matches_untiled(model_and_codes, tile):
     x = torch.rand(2, 3, 110, 150, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         ref = model.stylize(x, codes[0], alpha=0.8)
-        out = stylize_tiled(model, x, codes[0], alpha=0.8, tile=tile)
+        out = stylize_tiled(model, x, RunRequest(codes[0], alpha=0.8, tile=tile))
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1e-4, (out - ref).abs().max()
 
@@ -78,7 +79,7 @@ def test_tiled_matches_untiled_with_masks_and_stroke_map(model_and_codes):
     stroke = torch.rand(1, 1, 96, 120, generator=g) + 0.5
     with torch.inference_mode():
         ref = model.stylize(x, codes, masks=[m, 1 - m], stroke=stroke)
-        out = stylize_tiled(model, x, codes, masks=[m, 1 - m], stroke=stroke, tile=40)
+        out = stylize_tiled(model, x, RunRequest(codes, masks=[m, 1 - m], stroke=stroke, tile=40))
     assert (out - ref).abs().max() < 1e-4
 
 
@@ -89,12 +90,12 @@ def test_statistics_and_halo_both_matter(model_and_codes):
     x[..., :48, :] *= 0.3  # tiles with different content statistics
     with torch.inference_mode():
         ref = model.stylize(x, codes[0])
-        short_halo = stylize_tiled(model, x, codes[0], tile=32, halo=8, blend=4)
+        short_halo = stylize_tiled(model, x, RunRequest(codes[0], tile=32), halo=8, blend=4)
         per_tile = torch.zeros_like(ref)
         for (y0, y1, x0, x1), _ in plan_tiles(96, 128, 32, 0):
             per_tile[..., y0:y1, x0:x1] = model.stylize(x[..., y0:y1, x0:x1], codes[0])
     assert (short_halo - ref).abs().max() > 1e-2
-    assert (per_tile - ref).abs().mean() > 10 * (stylize_tiled(model, x, codes[0], tile=32) - ref).abs().mean()
+    assert (per_tile - ref).abs().mean() > 10 * (stylize_tiled(model, x, RunRequest(codes[0], tile=32)) - ref).abs().mean()
 
 
 def test_deformable_model_tiles_too():
@@ -104,5 +105,5 @@ def test_deformable_model_tiles_too():
         code = model.encode_style(torch.rand(1, 3, 64, 64))
         x = torch.rand(1, 3, 80, 104)
         ref = model.stylize(x, code, stroke=2.0)
-        out = stylize_tiled(model, x, code, stroke=2.0, tile=40)
+        out = stylize_tiled(model, x, RunRequest(code, stroke=2.0, tile=40))
     assert (out - ref).abs().max() < 1e-4

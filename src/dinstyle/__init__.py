@@ -3,11 +3,11 @@ from .version import __version__
 
 
 def __getattr__(name):  # lazy, so `python -m dinstyle.lite` never imports torch
-    if name == "Stylizer":
-        from .api import Stylizer
+    if name in ("Stylizer", "StyleOptions"):
+        from . import api
 
-        return Stylizer
+        return getattr(api, name)
     raise AttributeError(name)
 
 
-__all__ = ["Stylizer", "__version__"]
+__all__ = ["Stylizer", "StyleOptions", "__version__"]

@@ -9,31 +9,44 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .defaults import DEFAULT_STYLE_SIZE
-from .errors import DinstyleError, UsageError
+from .defaults import DEFAULT_STYLE_SIZE, model_style_size
+from .errors import DinstyleError, UsageError, first_line
 from .io.images import DEFAULT_MAX_PIXELS
 from .io.tensorfiles import WeightsError
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id, weights_fingerprint
 from .models.stylecode import StyleCode, blend, file_sha256, require_finite
-from .runtime import controls
-from .runtime.controls import LARGE, SMALL, check_stroke_size, gray_map, region_masks, resize_long_side, stroke_multiplier
+from .runtime import controls as controls_px
+from .runtime.controls import auto_stroke_map, gray_map, region_masks, resize_long_side
 from .runtime.devices import check_half, pick_device
-from .runtime.runner import DEFAULT_MAX_PIXELS_UNTILED, run_model
+from .runtime.request import RunRequest, StyleOptions
+from .runtime.runner import run_model
+from .runtime.scale import reference_size, scale_for
 from .runtime.sources import (CODE, CODE_FILE, IMAGE, ImageLike, StyleLike, StyleSource, check_resizable,
                               content_tensor, like_input, style_source)
 from .version import __version__
 from .video.pipeline import AUTO_GPU_BATCH, Frame, FrameStylizer, output_size, stream_frames, transcode
-from .video.temporal import CUT_THRESHOLD
+from .video.temporal import CUT_THRESHOLD, check_temporal
 
-__all__ = ["Stylizer", "pick_device", "resize_long_side", "ImageLike", "StyleLike", "DEFAULT_STYLE_SIZE"]
+__all__ = ["Stylizer", "StyleOptions", "pick_device", "resize_long_side", "ImageLike", "StyleLike", "DEFAULT_STYLE_SIZE"]
+
+
+def _options(options: StyleOptions | None, controls: dict) -> StyleOptions:
+    """The one ``StyleOptions`` of a call: given whole, or built (and so checked) from keywords."""
+    if options is not None and controls:
+        raise UsageError(f"give options or keywords, not both ({', '.join(sorted(controls))})")
+    if options is not None:
+        return options
+    try:
+        return StyleOptions(**controls)
+    except TypeError as e:
+        raise UsageError(f"unknown option: {e}") from None
 
 
 class Stylizer:
@@ -55,7 +68,7 @@ class Stylizer:
     @property
     def style_size(self) -> int:
         """The style long side this model was trained with (stored in its config), else 512."""
-        return int(getattr(self.model.config, "style_size", DEFAULT_STYLE_SIZE))
+        return model_style_size(self.model)
 
     @classmethod
     def from_pretrained(cls, name_or_file: str = DEFAULT_MODEL, device: str = "auto", half: bool | None = None,
@@ -73,8 +86,8 @@ class Stylizer:
                 except (TypeError, ValueError, KeyError) as e:  # a model file whose config builds no model
                     if not Path(name_or_file).is_file():
                         raise
-                    msg = (str(e).splitlines() or [type(e).__name__])[0][:160]
-                    raise WeightsError(f"{name_or_file}: its config does not describe a model ({msg})") from None
+                    raise WeightsError(f"{name_or_file}: its config does not describe a model "
+                                       f"({first_line(e, 160)})") from None
         return cls(model, dev, half)
 
     @property
@@ -156,143 +169,119 @@ class Stylizer:
         return self._file_sha[stamp], None
 
     def blend_styles(self, styles: Sequence[StyleLike], weights: Sequence[float] | None = None,
-                     size: int | None = None, factor: float = 1.0) -> StyleCode:
-        """Encode ``styles`` (each at ``size`` / ``factor`` px, size default ``self.style_size``; a larger stroke factor
-        means larger strokes) and blend them with ``weights`` in DIN-parameter space."""
-        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
-            raise UsageError(f"stroke factor must be a positive number, got {factor}")
+                     size: int | None = None) -> StyleCode:
+        """Encode ``styles`` (each at ``size`` px on the long side, default ``self.style_size``; larger = smaller
+        strokes on models whose encoder sees the size) and blend them with ``weights`` in DIN-parameter space."""
         sources = [style_source(s) for s in styles]
-        check_resizable(sources, size is not None or factor != 1.0)
-        if not self.model.style_size_matters:  # a deformable model's strokes still follow the stroke factor
-            ignored = (["--style-size"] if size is not None else []) + \
-                (["--stroke-size", "--stroke-map"] if factor != 1.0 and not self.model.stroke_control else [])
-            if ignored:
-                warnings.warn(f"{self.model.arch} sees every style at one fixed size ({', '.join(ignored)}: no "
-                              "effect on its strokes)", stacklevel=3)
-        codes = [self.encode_style(s, round((size or self.style_size) / factor)) for s in sources]
+        check_resizable(sources, size is not None)
+        if size is not None and not self.model.style_size_matters:
+            warnings.warn(f"{self.model.arch} sees every style at one fixed size (--style-size: no effect on its "
+                          "strokes; --stroke-size scales them)", stacklevel=3)
+        codes = [self.encode_style(s, size or self.style_size) for s in sources]
         if len(codes) == 1:
             return codes[0]
         try:
             return blend(codes, weights)
         except ValueError as e:
-            raise UsageError(f"--style-weights: {e}") from None
+            raise UsageError(f"style weights: {e}") from None
 
-    def prepare_styles(self, styles: Sequence[StyleLike], style_weights: Sequence[float] | None = None, *,
-                       style_size: int | None = None, stroke_size: float = 1.0, stroke_map: bool = False,
-                       mask: bool = False) -> None:
+    def prepare_styles(self, styles: Sequence[StyleLike], options: StyleOptions | None = None, **controls) -> None:
         """Encode (and cache) every code ``stylize`` will ask for with these options, so a batch finds an
         unusable style before its first image; any problem is a :class:`UsageError`."""
+        opts = _options(options, controls)
+        opts.check_styles(len(styles))
         try:
-            self._codes_for(styles, style_weights, style_size, stroke_size, by_region=mask, with_map=stroke_map)
+            self._codes_for(styles, opts)
         except UsageError:
             raise
         except DinstyleError as e:
             raise UsageError(str(e)) from None
 
-    def _codes_for(self, styles, weights, style_size, stroke_size, by_region: bool, with_map: bool
-                   ) -> list[list[StyleCode]]:
-        """The codes ``stylize`` runs: one blend (or one per mask region), each at one stroke factor (or at
-        the small and the large one a stroke map mixes)."""
-        units = [[s] for s in styles] if by_region else [list(styles)]
-        factors = (stroke_size * SMALL, stroke_size * LARGE) if with_map else (stroke_size,)
-        return [[self.blend_styles(u, None if by_region else weights, style_size, f) for f in factors]
-                for u in units]
+    def _codes_for(self, styles: Sequence[StyleLike], opts: StyleOptions) -> list[StyleCode]:
+        """The codes ``stylize`` runs: one blend, or one code per mask region."""
+        if opts.mask is not None:
+            return [self.blend_styles([s], None, opts.style_size) for s in styles]
+        return [self.blend_styles(styles, opts.style_weights, opts.style_size)]
+
+    def reference_size(self) -> int:
+        """The long side (px) of the photos whose look stroke size 1 keeps at any size (``runtime.scale``)."""
+        return reference_size(self.model)
+
+    def request(self, x: torch.Tensor, styles: Sequence[StyleLike], opts: StyleOptions) -> RunRequest:
+        """The ``RunRequest`` for content ``x`` ((B, 3, H, W)): the codes, the region masks and stroke map read
+        at its size, and the stroke scale for its size."""
+        opts.check_styles(len(styles))
+        h, w = x.shape[-2:]
+        label = lambda m, d: str(m) if isinstance(m, (str, os.PathLike)) else d  # noqa: E731
+        masks = None
+        if opts.mask is not None:
+            masks = region_masks(opts.mask, len(styles), (h, w), label(opts.mask, "mask"), opts.max_pixels)
+        scale_map = None
+        if isinstance(opts.stroke_map, str) and opts.stroke_map == "auto":
+            scale_map = auto_stroke_map(x)
+        elif opts.stroke_map is not None:
+            scale_map = gray_map(opts.stroke_map, (h, w), label(opts.stroke_map, "stroke map"), opts.max_pixels)
+        return RunRequest(self._codes_for(styles, opts), alpha=opts.alpha, masks=masks, restore=opts.restore,
+                          scale=scale_for(h, w, opts.stroke_size, self.reference_size()), scale_map=scale_map,
+                          tile=opts.tile, max_pixels_untiled=opts.max_pixels_untiled, progress=opts.progress,
+                          cancel=opts.cancel)
 
     # ------------------------------------------------------------------ stylize
     @torch.inference_mode()
-    def stylize(self, image: ImageLike, style: StyleLike | Sequence[StyleLike], alpha: float = 1.0, *,
-                style_weights: Sequence[float] | None = None, style_size: int | None = None,
-                preserve_color: bool = False, mask: ImageLike | None = None, stroke_size: float = 1.0,
-                stroke_map: ImageLike | None = None, tile: int | None = None,
-                max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                progress: Callable[[int, int], None] | None = None, restore: bool = True):
+    def stylize(self, image: ImageLike, style: StyleLike | Sequence[StyleLike], options: StyleOptions | None = None,
+                **controls):
         """Restyle ``image``; returns the same kind of object (a path gives a PIL image).
 
-        Args:
-            style: one style (image, path, ``builtin:NAME``, ``.safetensors`` code, StyleCode) or a list.
-            alpha: style strength in [0, 1]; 0 returns the content itself (see ``restore``).
-            style_weights: with several styles, their blend weights (in DIN-parameter space).
-            style_size: long side the style image is resized to before encoding (default: the model's own);
-                larger = smaller strokes.
-            preserve_color: keep the content's colours (luminance-only transfer, see ``controls``).
-            mask: label image selecting one style per region (see ``controls``); excludes weights.
-            stroke_size: global stroke scale S: the style is encoded at style_size / S and S is passed
-                to the model (deformable DIN scales its sampling offsets with it).
-            stroke_map: grayscale map, black = small strokes (x0.5), white = large (x2).
-            tile: force tiling with this core size; otherwise images over ``max_pixels_untiled`` pixels,
-                or ones that run out of memory, are tiled automatically.
-            restore: with alpha < 1, add back (1 - alpha) x what the model loses reconstructing the content
-                (its output at alpha 0), so alpha 0 is the content itself; False = the model's own alpha only
-                (``runtime.runner.run_model``). A second content pass when 0 < alpha < 1.
+        ``style``: one style (image, path, ``builtin:NAME``, ``.safetensors`` code, StyleCode) or a list.
+        ``options`` (a :class:`StyleOptions`) or its fields as keywords: ``alpha`` (strength in [0, 1]; 0 returns
+        the content itself with ``restore``), ``style_weights``, ``style_size``, ``preserve_color``, ``mask``,
+        ``stroke_size`` (1 = the model's look at its reference size whatever the photo's size, 2 = strokes
+        twice as large), ``stroke_map`` (an image, or "auto"), ``tile``, ``max_pixels_untiled``, ``max_pixels``,
+        ``progress``, ``cancel``, ``restore``. Everything is checked once, in ``StyleOptions``.
         """
+        opts = _options(options, controls)
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        if not styles:
-            raise UsageError("at least one style is needed")
-        if not 0.0 <= alpha <= 1.0:
-            raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
-        stroke_size = check_stroke_size(stroke_size)
-        if style_weights is not None and (mask is not None or len(style_weights) != len(styles)):
-            raise UsageError("--style-weights needs one weight per --style and no --mask"
-                             if mask is None else "--style-weights and --mask exclude each other")
-        x, alpha_ch = content_tensor(image, max_pixels)
-        hw = tuple(x.shape[-2:])
-        label = lambda m, d: str(m) if isinstance(m, (str, os.PathLike)) else d  # noqa: E731
-        regions = None if mask is None else region_masks(mask, len(styles), hw, label(mask, "mask"), max_pixels)
-        per_unit = self._codes_for(styles, style_weights, style_size, stroke_size, by_region=regions is not None,
-                                   with_map=stroke_map is not None)
-        if stroke_map is None:
-            codes, masks = [c for c, in per_unit], regions
-            stroke = None if stroke_size == 1.0 else float(stroke_size)
-        else:  # each region mixes its small-stroke and large-stroke code by the map
-            v = gray_map(stroke_map, hw, label(stroke_map, "stroke map"), max_pixels)
-            codes, masks = [], []
-            for i, (small, large) in enumerate(per_unit):
-                region = regions[i] if regions is not None else torch.ones_like(v)
-                codes += [small, large]
-                masks += [region * (1 - v), region * v]
-            stroke = stroke_size * stroke_multiplier(v)
-        out = run_model(self.model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
-                        max_pixels_untiled=max_pixels_untiled, progress=progress, restore=restore)
-        out = out.clamp(0, 1)
-        if preserve_color:
-            out = controls.preserve_color(out, x)
+        opts.check_styles(len(styles))
+        x, alpha_ch = content_tensor(image, opts.max_pixels)
+        out = run_model(self.model, x, self.request(x, styles, opts)).clamp(0, 1)
+        if opts.preserve_color:
+            out = controls_px.preserve_color(out, x)
         return like_input(out, image, alpha_ch)
 
     # ------------------------------------------------------------------ video
     def style_code(self, style: StyleLike | Sequence[StyleLike], style_size: int | None = None,
-                   style_weights: Sequence[float] | None = None, stroke_size: float = 1.0) -> StyleCode:
+                   style_weights: Sequence[float] | None = None) -> StyleCode:
         """One style or a list (blended with ``style_weights``), each an image, path, ``builtin:NAME``, saved
-        code (.safetensors) or StyleCode -> one code on this device, encoded once. Style images are encoded at
-        ``style_size`` / ``stroke_size`` px (default: the model's style size; a larger stroke size = larger strokes)."""
+        code (.safetensors) or StyleCode -> one code on this device, encoded once at ``style_size`` px (default:
+        the model's style size)."""
         if isinstance(style, StyleCode):
             return self.encode_style(style)  # checked against the model
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:
             raise UsageError("at least one style is needed")
-        return self.blend_styles(styles, style_weights, style_size, check_stroke_size(stroke_size))
+        return self.blend_styles(styles, style_weights, style_size)
 
-    def stylize_frames(self, frames: Iterable[Frame], style: StyleLike | Sequence[StyleLike], *, alpha: float = 1.0,
-                       temporal: float = 0.0, batch_size: int | None = None, cut_threshold: float = CUT_THRESHOLD,
-                       style_size: int | None = None, style_weights: Sequence[float] | None = None,
-                       preserve_color: bool = False, stroke_size: float = 1.0,
-                       max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, restore: bool = True) -> Iterator[Frame]:
+    def stylize_frames(self, frames: Iterable[Frame], style: StyleLike | Sequence[StyleLike], *, temporal: float = 0.0,
+                       batch_size: int | None = None, cut_threshold: float = CUT_THRESHOLD,
+                       options: StyleOptions | None = None, **controls) -> Iterator[Frame]:
         """Stylize a stream of frames, in order, with ``style`` (encoded once; see ``style_code``).
 
         Frames may be uint8/float (H, W, 3) arrays, PIL images or (3, H, W)/(1, 3, H, W) tensors in [0, 1];
         each output has the kind and size of its input. ``temporal`` in [0, 1] steadies the output (0 =
         independent frames) and resets at scene cuts; results do not depend on ``batch_size`` (default: 1 on
-        CPU, where bigger batches measured no faster, 8 on GPUs).
-        ``stroke_size`` S encodes the style at style_size / S (larger strokes) and passes S to the model.
-        Frames over ``max_pixels_untiled`` pixels are stylized in tiles, as images are. ``alpha`` and
-        ``restore`` work as in ``stylize``.
+        CPU, where bigger batches measured no faster, 8 on GPUs). ``options`` / ``controls`` are ``stylize``'s
+        (alpha, restore, style_size, style_weights, preserve_color, stroke_size, max_pixels_untiled); a mask or
+        a stroke map would change from frame to frame, so video takes neither.
         """
+        opts = _options(options, controls)
+        if opts.mask is not None or opts.stroke_map is not None:
+            raise UsageError("video takes no mask and no stroke map")
         if batch_size is None:
             batch_size = 1 if self.device.type == "cpu" else AUTO_GPU_BATCH
         if batch_size < 1:
             raise UsageError(f"batch size must be >= 1, got {batch_size}")
-        code = self.style_code(style, style_size, style_weights, stroke_size)
-        run = FrameStylizer(self.model, code, alpha, temporal, cut_threshold, preserve_color, stroke_size,
-                            max_pixels_untiled, device=self.device, dtype=self.dtype, restore=restore)
+        code = self.style_code(style, opts.style_size, opts.style_weights)
+        run = FrameStylizer(self.model, code, opts, temporal, cut_threshold, device=self.device, dtype=self.dtype)
         yield from stream_frames(run, frames, batch_size)
 
     def stylize_video(self, in_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -305,25 +294,24 @@ class Stylizer:
 
         Keeps the timing (frame rate, variable too) and the audio; ``size``/``max_size`` resize the long side;
         ``start``/``duration`` (seconds) cut a segment; ``temporal`` steadies the frames (0 = independent).
-        ``controls`` are those of ``stylize_frames`` (alpha, restore, batch_size, cut_threshold, style_size,
-        style_weights, preserve_color, stroke_size, max_pixels_untiled). Frames over ``max_pixels`` are refused;
+        ``controls`` are those of ``stylize_frames`` (batch_size, cut_threshold, and ``options`` or its fields). Frames over ``max_pixels`` are refused;
         the output may be no input: the video, nor the style files, nor the model (``inputs``).
         Returns a summary dict (frames, size, fps, audio, timing).
         """
-        controls["temporal"] = temporal
         output_size(16, 16, size, max_size)  # usage errors before any work
-        bad = {k: v for k, v in controls.items() if k in ("alpha", "temporal") and not 0 <= v <= 1}
-        if bad or (controls.get("batch_size") or 1) < 1:
-            raise UsageError(f"alpha and temporal must be in [0, 1] and batch_size >= 1, got {bad or controls}")
+        stream = {k: controls.pop(k) for k in ("batch_size", "cut_threshold") if k in controls}
+        opts = _options(controls.pop("options", None), controls)
+        check_temporal(temporal)
+        if (stream.get("batch_size") or 1) < 1:
+            raise UsageError(f"batch size must be >= 1, got {stream['batch_size']}")
         styles = style if isinstance(style, (list, tuple)) else [style]
         style_files = [src.path for src in map(style_source, styles) if src.path is not None]
 
         def begin():
-            style_keys = ("style_size", "style_weights", "stroke_size")
-            code = self.style_code(style, **{k: v for k, v in controls.items() if k in style_keys})
-            return lambda frames: self.stylize_frames(frames, code, **controls)
+            code = self.style_code(style, opts.style_size, opts.style_weights)
+            return lambda frames: self.stylize_frames(frames, code, temporal=temporal, options=opts, **stream)
 
-        summary = {"model": self.model_id, **{k: v for k, v in controls.items() if k in ("alpha", "temporal")}}
+        summary = {"model": self.model_id, "alpha": opts.alpha, "temporal": temporal}
         return transcode(in_path, out_path, begin, size=size, max_size=max_size, start=start, duration=duration,
                          overwrite=overwrite, progress=progress, max_pixels=max_pixels,
                          inputs=[*inputs, *style_files], summary=summary)

@@ -1,4 +1,46 @@
-"""Project-wide defaults, in one torch-free place (the CLI reads them before importing torch)."""
+"""Project-wide defaults and the rules of the controls that the torch-free runtime (``dinstyle.lite``) shares,
+in one torch-free place (the CLI reads them before importing torch)."""
+import math
+
+from .errors import UsageError
 
 DEFAULT_MODEL = "din-magenta"  # the architecture whose trained weights ship in the package (also: din-fast)
 DEFAULT_STYLE_SIZE = 512  # style long side for models that do not store their own (trained ones do)
+
+
+def model_style_size(model) -> int:
+    """The style long side a model encodes at by default: its config's (the size it was trained with), else
+    DEFAULT_STYLE_SIZE. The one rule for the PyTorch commands (``Stylizer.style_size``) and ONNX export."""
+    return int(getattr(model.config, "style_size", DEFAULT_STYLE_SIZE))
+
+
+# Stroke scale (runtime/scale.py; the same rule in dinstyle.lite): stroke size 1 keeps the look a model gives a photo
+# of REFERENCE_SIZE px on its long side, whatever the photo's size; weights may carry their own reference size.
+REFERENCE_SIZE = 512
+
+
+def model_reference_size(model) -> int:
+    """A model's reference long side: its weights' own (``info["reference_size"]``), else REFERENCE_SIZE."""
+    return int((getattr(model, "info", None) or {}).get("reference_size", REFERENCE_SIZE))
+
+
+def scale_for(height: int, width: int, stroke_size: float = 1.0, reference: int = REFERENCE_SIZE) -> float:
+    """How much smaller than the photo the network runs: ``stroke_size`` x the photo's size over the reference
+    (never below 1 for that part: a small photo is not enlarged to look like a large one)."""
+    return float(stroke_size) * max(1.0, max(height, width) / reference)
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The size the network runs at for ``scale``."""
+    return max(1, round(height / scale)), max(1, round(width / scale))
+
+
+def check_alpha(alpha) -> float:
+    """The one rule for alpha (``StyleOptions``, ``RunRequest`` and ``dinstyle.lite`` all come through here)."""
+    try:
+        ok = math.isfinite(alpha) and 0.0 <= alpha <= 1.0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise UsageError(f"alpha must be a number from 0 to 1, got {alpha}")
+    return float(alpha)

@@ -12,11 +12,12 @@ import sys
 import warnings
 
 from ..errors import DinstyleError
+from ..io.atomic import sigterm_as_interrupt
 from ..version import __version__
 
 # Module names under dinstyle.cli ('-' becomes '_'), in help order.
-COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "train", "check-data", "export",
-            "serve"]
+COMMANDS = ["stylize", "encode-style", "styles", "info", "profile", "eval", "video", "dataset", "train", "check-data",
+            "export", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     warnings.showwarning = lambda msg, *a, **k: print(f"dinstyle: warning: {msg}", file=sys.stderr)
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():  # every command cleans up on SIGTERM as on Ctrl-C
+            return int(args.func(args) or 0)
     except DinstyleError as e:
         return _fail(str(e), e.exit_code)
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ class Item:
     rel: Path  # relative path kept under ``-o DIR``
     output: Path | str | None = None  # '-': stdout
     error: str | None = None
+    usage: bool = False  # the error is a usage error: a named input that does not exist (exit 2)
 
 
 def _earlier_outputs(paths: list[Path]) -> set[Path]:
@@ -56,7 +57,7 @@ def _folder_items(folder: Path, exclude: Path | None) -> list[Item]:
         found.append(Item(str(p), p, rel))
     earlier = _earlier_outputs([it.path for it in found])
     found = [it for it in found if it.path not in earlier]
-    return found or [Item(str(folder), None, Path(), error=f"{folder}: folder contains no images")]
+    return found or [Item(str(folder), None, Path(), error=f"{folder}: folder contains no images", usage=True)]
 
 
 def expand_inputs(args: list[str], exclude: Path | None = None) -> list[Item]:
@@ -74,13 +75,13 @@ def expand_inputs(args: list[str], exclude: Path | None = None) -> list[Item]:
         elif GLOB_CHARS & set(a):
             matches = sorted(glob.glob(a, recursive=True))
             if not matches:
-                items.append(Item(a, None, Path(), error=f"{a}: no files match"))
+                items.append(Item(a, None, Path(), error=f"{a}: no files match", usage=True))
             earlier = _earlier_outputs([Path(m) for m in matches])
             for m in (m for m in matches if Path(m) not in earlier):
                 mp = Path(m)
                 items += _folder_items(mp, exclude) if mp.is_dir() else [Item(m, mp, Path(mp.name))]
         else:
-            items.append(Item(a, None, Path(), error=f"{a}: no such file"))
+            items.append(Item(a, None, Path(), error=f"{a}: no such file", usage=True))
     seen, unique = set(), []
     for it in items:
         key = str(it.path.resolve()) if it.path is not None else it.label if it.error is None else id(it)
@@ -130,7 +131,8 @@ def assign_outputs(items: list[Item], output: str | None, fmt: str | None, overw
     live = [it for it in items if it.error is None]
     check_format(fmt)
     if output == "-" and len(items) != 1:
-        raise UsageError("-o - (stdout) takes exactly one input")
+        raise UsageError(f"-o - (stdout) carries one image, and {len(items)} inputs were given: "
+                         "give one input, or -o FOLDER for several")
     to_dir = output_is_folder(output, len(items), any_folder)
     if to_dir and Path(output).exists() and not Path(output).is_dir():
         raise UsageError(f"-o {output}: is a file, but several inputs need an output folder")
@@ -154,5 +156,8 @@ def assign_outputs(items: list[Item], output: str | None, fmt: str | None, overw
         planned.append(out)
     all_inputs = [it.path for it in items if it.error is not None and it.path is not None] + list(inputs)
     reasons = plan_outputs([(it.label, it.path, out) for it, out in zip(live, planned)], all_inputs, overwrite)
+    terminal = next((r for r in reasons if r and r.kind == "terminal"), None)
+    if terminal:  # stdout carries the run's only image: nothing could succeed
+        raise UsageError(terminal)
     for it, out, reason in zip(live, planned, reasons):
         it.output, it.error = (None, reason) if reason else (out, None)

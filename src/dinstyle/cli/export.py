@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..defaults import DEFAULT_MODEL
 
 import importlib.util
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -12,8 +13,9 @@ def register(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE", help="architecture name or model file")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    p.add_argument("--style-size", type=int, default=512,
-                   help="default longer side of style images for the runtime (default 512)")
+    p.add_argument("--style-size", type=int, default=None,
+                   help="default longer side of style images for the runtime (default: the model's own, as "
+                        "'dinstyle stylize' uses; 256 for the bundled models)")
     p.add_argument("--int8", nargs="?", const="static", choices=["static", "dynamic"], default=None,
                    help="also write content.int8.onnx (static: calibrated QDQ, the default; dynamic)")
     p.add_argument("--calibration", nargs="+", default=[], metavar="IMAGE",
@@ -26,19 +28,22 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..errors import DinstyleError, UsageError
 
-    if args.style_size < 64:
+    if args.style_size is not None and args.style_size < 64:
         raise UsageError("--style-size must be at least 64")
     if not 13 <= args.opset <= 20:
         raise UsageError("--opset must be between 13 and 20")
     missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
     if missing:
-        raise DinstyleError(f"export needs {' and '.join(missing)}: pip install 'dinstyle[export]'")
+        raise DinstyleError(f"export needs {' and '.join(missing)}: pip install {' '.join(missing)}")
     from .. import export
     from ..models import load_model
 
+    # no output may replace these (the model may sit in DIR under a graph's name)
+    inputs = [*([args.model] if Path(args.model).is_file() else []), *args.calibration]
+    export.check_outputs(Path(args.output), args.overwrite, inputs)  # before the model loads: fail fast
     model = load_model(args.model)
     manifest = export.export_onnx(model, args.output, opset=args.opset, style_size=args.style_size,
-                                  check=not args.no_check, overwrite=args.overwrite)
+                                  check=not args.no_check, overwrite=args.overwrite, inputs=inputs)
     parity = manifest.get("parity_max_abs_diff")
     checked = f", max |onnx - torch| = {parity:.1e}" if parity is not None else ", not checked"
     print(f"{args.output}: {manifest['model_id']} (opset {manifest['opset']}{checked})")

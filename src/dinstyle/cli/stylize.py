@@ -1,7 +1,8 @@
 """`dinstyle stylize`: restyle images (files, folders, globs, stdin) with one or more styles.
 
-Exit codes: 0 all written, 1 some items failed (the others are still written), 2 usage errors
-(bad options, or a style/mask/stroke-map file that cannot be used: nothing could succeed).
+Exit codes: 0 all written, 1 some items failed (the others are still written), 2 usage errors: bad
+options, a style/mask/stroke-map file that cannot be used (nothing could succeed), or a named content
+input that does not exist (reported like any bad item; the others are still written, as grep does).
 """
 from __future__ import annotations
 
@@ -46,8 +47,12 @@ def register(sub) -> None:
     g.add_argument("--mask", metavar="FILE", help="label image: its distinct values, ascending, pick the styles in order")
     g.add_argument("--style-size", type=int, metavar="N", help="long side the style is resized to before encoding "
                    "(default: the model's training size, 256 for the bundled model; larger = smaller strokes)")
-    g.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke scale (2 = larger strokes)")
-    g.add_argument("--stroke-map", metavar="FILE", help="grayscale map: black = small strokes, white = large")
+    g.add_argument("--stroke-size", type=float, default=1.0, metavar="S",
+                   help="stroke size: 1 (default) = the model's look at its reference size (512 px) on a photo of "
+                        "any size; 2 = strokes twice as large, 0.5 = half")
+    g.add_argument("--stroke-map", metavar="FILE|auto",
+                   help="grayscale map: black = small strokes (x0.5), white = large (x2); auto = from the photo "
+                        "(large strokes in flat areas, small on detail)")
     g.add_argument("--seed", type=int, default=0, help="seed for everything random (untrained models) (default 0)")
     s = p.add_argument_group("size and memory")
     size = s.add_mutually_exclusive_group()
@@ -90,38 +95,51 @@ def parse_style_weights(text: str | None, n: int) -> list[float] | None:
     return w
 
 
-def _check_args(args) -> None:
-    from ..runtime.controls import check_stroke_size
+def _options(args, weights):
+    """The flags as one ``StyleOptions``: every control is checked there, once (the API's own rule)."""
+    from ..io.images import DEFAULT_MAX_PIXELS
+    from ..runtime.request import DEFAULT_MAX_PIXELS_UNTILED, StyleOptions
 
-    check_stroke_size(args.stroke_size)
+    return StyleOptions(alpha=args.alpha, restore=args.restore, style_weights=weights, style_size=args.style_size,
+                        preserve_color=args.preserve_color, mask=args.mask, stroke_size=args.stroke_size,
+                        stroke_map=args.stroke_map, tile=args.tile, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+                        max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED)
+
+
+def _check_args(args) -> None:
+    """What only the command line has: sizes, batches and stdout."""
     # when the image goes to stdout, nothing else may: no --json, no other item (and its name)
     to_stdout = args.output == "-" or (args.output is None and "-" in args.content)
-    checks = [(0.0 <= args.alpha <= 1.0, f"--alpha must be between 0 and 1, got {args.alpha}"),
-              (args.style_size is None or args.style_size >= 16, "--style-size must be >= 16"),
-              (args.tile is None or args.tile >= 64, "--tile must be >= 64"),
-              ((args.size or 1) >= 1 and (args.max_size or 1) >= 1, "--size/--max-size must be positive"),
+    checks = [((args.size or 1) >= 1 and (args.max_size or 1) >= 1, "--size/--max-size must be positive"),
               (args.batch_size >= 1, "--batch-size must be >= 1"),
-              (not (args.mask and args.style_weights), "--mask and --style-weights exclude each other"),
               (not (args.json and to_stdout), "--json and the image both need stdout (-o - or stdin without -o): "
                "write the image to a file with -o FILE"),
-              (not (to_stdout and len(args.content) > 1), "stdin (-) without -o writes the image to stdout, which "
-               "carries that image only: give - alone, or -o FOLDER"),
+              # (-o - with several inputs: assign_outputs, which also sees what folders and globs expand to)
+              (not (args.output is None and "-" in args.content and len(args.content) > 1),
+               "stdin (-) without -o writes the image to stdout, which carries that image only: give - alone, "
+               "or -o FOLDER"),
               (args.content.count("-") <= 1, "stdin (-) can be read only once")]
     for ok, msg in checks:
         if not ok:
             raise UsageError(msg)
 
 
-def _style_sources(args) -> list:
-    """Each --style classified once (missing files and unknown built-ins are usage errors: nothing could
-    succeed); the API then takes these sources as they are."""
-    from ..runtime.sources import check_resizable, style_source
+def style_sources(specs: list[str]) -> list:
+    """Each --style classified once (shared by stylize, encode-style and video): missing files and unknown
+    built-ins are usage errors (nothing could succeed); the API then takes these sources as they are."""
+    from ..runtime.sources import style_source
 
     try:
-        sources = [style_source(s) for s in args.style]
+        return [style_source(s) for s in specs]
     except DinstyleError as e:
         raise UsageError(str(e)) from None
-    check_resizable(sources, bool(args.style_size or args.stroke_size != 1.0 or args.stroke_map))
+
+
+def _style_sources(args) -> list:
+    from ..runtime.sources import check_resizable
+
+    sources = style_sources(args.style)
+    check_resizable(sources, bool(args.style_size))
     return sources
 
 
@@ -138,39 +156,34 @@ def _resize(im, alpha, size: int | None, max_size: int | None):
 
 
 def run(args) -> int:
-    from ..io.images import DEFAULT_MAX_PIXELS, decode_image
-    from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
+    from ..io.images import decode_image
     from .batch import assign_outputs, expand_inputs
 
     _check_args(args)
     weights = parse_style_weights(args.style_weights, len(args.style))
+    opts = _options(args, weights)
     styles = _style_sources(args)
-    max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
     try:  # maps shared by every item: unusable means nothing can succeed (checked before the model loads)
         for path in (args.mask, args.stroke_map):
-            if path:
-                decode_image(path, max_pixels)
+            if path and path != "auto":
+                decode_image(path, opts.max_pixels)
     except DinstyleError as e:
         raise UsageError(str(e)) from None
     out_dir = Path(args.output).resolve() if args.output and args.output != "-" else None
     items = expand_inputs(args.content, exclude=out_dir)
     inputs = [s.path for s in styles if s.path is not None]  # no output may replace these
-    inputs += [f for f in (args.mask, args.stroke_map, args.model) if f and Path(f).is_file()]
+    inputs += [f for f in (args.mask, args.stroke_map, args.model) if f and f != "auto" and Path(f).is_file()]
     assign_outputs(items, args.output, args.format, args.overwrite,
                    any_folder=any(Path(c).is_dir() for c in args.content), inputs=inputs)
 
     from ..api import Stylizer
 
-    opts = dict(alpha=args.alpha, restore=args.restore, style_weights=weights, style_size=args.style_size, preserve_color=args.preserve_color,
-                stroke_size=args.stroke_size, tile=args.tile, max_pixels=max_pixels,
-                max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED)
     st = None
     if any(it.error is None for it in items):  # nothing to do: no model to load
         st = Stylizer.from_pretrained(args.model, device=args.device, half=args.half, seed=args.seed)
         # an unreadable style, a code for another model, a style the model encodes to NaN: usage errors,
         # found before the first image (the codes are cached for the batch)
-        st.prepare_styles(styles, weights, style_size=args.style_size, stroke_size=args.stroke_size,
-                          stroke_map=bool(args.stroke_map), mask=bool(args.mask))
+        st.prepare_styles(styles, opts)
     style_label = args.style[0] if len(args.style) == 1 else args.style
     return _process(items, st, args, styles, opts, style_label)
 
@@ -215,11 +228,9 @@ class _Batch:
             self.read(it)
         self.flush()
         self.bar.close()
-        if self.failures and len(self.items) > 1:  # the summary, after a possibly long stream of output
-            print(f"dinstyle: {len(self.failures)} of {len(self.items)} failed:", file=sys.stderr)
-            for it in self.failures:
-                print(f"  {it.error}", file=sys.stderr)
-        return 1 if self.failures else 0
+        if self.failures and len(self.items) > 1:  # a count only: each failure was reported when it happened
+            print(f"dinstyle: {len(self.failures)} of {len(self.items)} failed (each reported above)", file=sys.stderr)
+        return 2 if any(it.usage for it in self.failures) else 1 if self.failures else 0
 
     def read(self, it) -> None:
         from ..io.images import open_image
@@ -227,7 +238,7 @@ class _Batch:
         t0 = time.perf_counter()
         try:
             src = sys.stdin.buffer.read() if it.path is None else it.path
-            rgb, alpha = open_image(src, self.opts["max_pixels"], name=it.label)
+            rgb, alpha = open_image(src, self.opts.max_pixels, name=it.label)
             rgb, alpha = _resize(rgb, alpha, self.args.size, self.args.max_size)
         except DinstyleError as e:
             return self.fail(it, str(e))
@@ -247,7 +258,7 @@ class _Batch:
         group, self.pending = self.pending, []
         try:
             x = torch.cat([pil_to_tensor(rgb) for _, rgb, _, _ in group])
-            y = self.st.stylize(x, self.styles, mask=self.args.mask, stroke_map=self.args.stroke_map, **self.opts)
+            y = self.st.stylize(x, self.styles, self.opts)
         except UsageError:
             raise
         except DinstyleError as e:

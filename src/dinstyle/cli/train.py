@@ -68,6 +68,7 @@ def run_teacher(args, flags: dict) -> int:
     from pathlib import Path
 
     from ..errors import UsageError
+    from ..train.checkpoint import clear_unstarted, never_checkpointed
     from ..train.teacher_config import FIELDS, RESUMABLE, make_config, read_toml, to_dict
     from ..train.teacher_run import TeacherRun
 
@@ -94,8 +95,9 @@ def run_teacher(args, flags: dict) -> int:
         if not cfg.run:
             raise UsageError("--run RUN_DIR is required")
         run_dir = Path(cfg.run)
-        if run_dir.is_dir() and any(run_dir.iterdir()):
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not never_checkpointed(run_dir):
             raise UsageError(f"{run_dir}: not empty; continue a run with --resume or choose another --run")
+        clear_unstarted(run_dir)  # a run that stopped before its first checkpoint: reused (train/checkpoint.py)
     result = TeacherRun(cfg, resume=args.resume, log=lambda m: print(m, file=sys.stderr, flush=True)).run()
     print(result)
     return 0

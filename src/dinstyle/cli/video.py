@@ -31,10 +31,12 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="frames per forward pass (default: 1 on CPU, 8 on GPU)")
     p.add_argument("--style-size", type=int, help="long side of the style image when encoded (default: the model's own)")
-    p.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke scale (2 = larger strokes)")
+    p.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke size: 1 = the model's look at its reference size (512 px) whatever the video's size; "
+                        "2 = strokes twice as large")
     p.add_argument("--preserve-color", action="store_true", help="keep the video's colours (luminance transfer)")
     p.add_argument("--cut-threshold", type=float, default=None, metavar="D",
-                   help="thumbnail difference (0..1) that counts as a scene cut (default 0.1)")
+                   help="mean difference of consecutive 32x32 thumbnails (0..1) above which a frame starts a new "
+                        "scene: smoothing restarts there (0 = every change, 1 = never; default 0.1)")
     p.add_argument("--max-pixels-untiled", type=pixel_count, default=None, metavar="P",
                    help="stylize at most P pixels of a frame at once: larger frames are tiled (default 8.4e6 = 2**23)")
     p.add_argument("--max-pixels", type=pixel_count, default=None, metavar="P",
@@ -51,34 +53,32 @@ def run(args) -> int:
     from ..errors import UsageError
     from ..io.imagefiles import DEFAULT_MAX_PIXELS
     from ..io.videofiles import FORMATS, check_paths
-    from ..runtime.controls import check_stroke_size
-    from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
-    from ..runtime.sources import style_source
-    from ..video.temporal import CUT_THRESHOLD
-    from .stylize import parse_style_weights
+    from ..runtime.request import DEFAULT_MAX_PIXELS_UNTILED, StyleOptions
+    from ..video.temporal import CUT_THRESHOLD, check_cut_threshold, check_temporal
+    from .stylize import parse_style_weights, style_sources
 
     src = Path(args.input)
     ext = src.suffix if src.suffix.lower() in FORMATS else ".mp4"
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_stylized{ext}")
-    for name in ("alpha", "temporal"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise UsageError(f"--{name} must be between 0 and 1, got {getattr(args, name)}")
+    check_temporal(args.temporal)
+    cut_threshold = check_cut_threshold(CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold)
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     weights = parse_style_weights(args.style_weights, len(args.style))
-    check_stroke_size(args.stroke_size)
-    styles = [style_source(s) for s in args.style]  # a missing style: exit 1, as for the missing video
+    opts = StyleOptions(alpha=args.alpha, restore=args.restore, style_size=args.style_size, style_weights=weights,
+                        preserve_color=args.preserve_color, stroke_size=args.stroke_size,
+                        max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED)
+    if not src.exists():  # a missing input is a usage error, as a missing style is
+        raise UsageError(f"{src}: no such file")
+    styles = style_sources(args.style)
     inputs = [*(s.path for s in styles if s.path), *([args.model] if Path(args.model).is_file() else [])]
     check_paths(src, out, args.overwrite, inputs)  # before the model loads: fail fast
     st = Stylizer.from_pretrained(args.model, device=args.device)
     summary = st.stylize_video(
         src, out, styles if len(styles) > 1 else styles[0], size=args.size, max_size=args.max_size,
         start=args.start, duration=args.duration, overwrite=args.overwrite, progress=not args.quiet,
-        alpha=args.alpha, restore=args.restore, temporal=args.temporal, batch_size=args.batch_size, style_size=args.style_size,
-        style_weights=weights, preserve_color=args.preserve_color, stroke_size=args.stroke_size, inputs=inputs,
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-        max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED,
-        cut_threshold=CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold)
+        temporal=args.temporal, batch_size=args.batch_size, inputs=inputs, options=opts,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, cut_threshold=cut_threshold)
     if args.json:
         print(json.dumps(summary))
     else:

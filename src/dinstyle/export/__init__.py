@@ -2,7 +2,7 @@
 
 The exported directory runs without torch through ``dinstyle.lite``.
 """
-from .onnx_export import export_onnx, verify
+from .onnx_export import check_outputs, export_onnx, verify
 from .quantize import quantize_content
 
-__all__ = ["export_onnx", "quantize_content", "verify"]
+__all__ = ["check_outputs", "export_onnx", "quantize_content", "verify"]

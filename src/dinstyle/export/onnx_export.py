@@ -20,12 +20,15 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import DinstyleError
+from ..defaults import model_reference_size, model_style_size
+from ..errors import DinstyleError, UsageError
+from ..io.outputs import plan_outputs
 from ..layers.deform import DeformableDIN
 from ..layers.din import DIN
 from ..lite.manifest import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, code_input_name, write_manifest
@@ -112,17 +115,35 @@ def verify(model: StyleTransferNet, out_dir: Path, manifest: dict, seed: int = 0
     return worst
 
 
+def check_outputs(out_dir: Path, overwrite: bool, inputs: Sequence = ()) -> None:
+    """The files an export writes (or deletes: a stale int8 graph) follow dinstyle's output rule
+    (``dinstyle.io.outputs``): never an input (``inputs``: the model file, calibration images), never an
+    existing file without ``overwrite``. Replacing an input is a usage error; an existing export is not."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a directory")
+    written = (*GRAPH_FILES, MANIFEST_FILE, INT8_FILE)
+    reasons = plan_outputs([(f"-o {out_dir}", None, out_dir / f) for f in written], inputs, overwrite)
+    refused = [r for r in reasons if r is not None]
+    first = next((r for r in refused if r.kind != "exists"), None)  # an input or a folder beats "exists"
+    if first is not None:
+        raise UsageError(str(first))
+    if refused:
+        raise DinstyleError(f"{out_dir}: already holds an exported model (use --overwrite to replace it)")
+
+
 def export_onnx(model: StyleTransferNet, out_dir: str | Path, opset: int = DEFAULT_OPSET,
-                style_size: int = 512, check: bool = True, overwrite: bool = False) -> dict:
+                style_size: int | None = None, check: bool = True, overwrite: bool = False,
+                inputs: Sequence = ()) -> dict:
     """Write ``style_encoder.onnx``, ``content.onnx`` and ``manifest.json`` to ``out_dir``; return the manifest.
 
-    Built in a temporary sibling directory and verified against PyTorch (``check``) before anything
-    is moved into ``out_dir``, so a failed export never leaves a half-written or mismatched model."""
+    ``style_size``: the runtime's default style long side (default: the model's own, as the CLI uses).
+    ``inputs``: files of this run that no output may replace (``check_outputs``); the model's own file
+    always counts. Built in a temporary sibling directory and verified against PyTorch (``check``) before
+    anything is moved into ``out_dir``, so a failed export never leaves a half-written or mismatched model."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DinstyleError(f"{out_dir}: exists and is not a directory")
-    if not overwrite and any((out_dir / f).exists() for f in (*GRAPH_FILES, MANIFEST_FILE, INT8_FILE)):
-        raise DinstyleError(f"{out_dir}: already holds an exported model (use --overwrite to replace it)")
+    own = (getattr(model, "info", None) or {}).get("file")
+    check_outputs(out_dir, overwrite, [*inputs, *([own] if own and Path(own).is_file() else [])])
+    style_size = model_style_size(model) if style_size is None else style_size
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
         manifest = _export_into(model, Path(tmp), opset, style_size)
@@ -161,7 +182,7 @@ def _export_into(model: StyleTransferNet, out_dir: Path, opset: int, style_size:
         "trained": bool(info.get("trained", False)), "dinstyle_version": __version__,
         "torch_version": torch.__version__, "opset": opset,
         "normalisation": {"layout": "NCHW", "color": "RGB", "range": [0.0, 1.0], "dtype": "float32", "batch": 1},
-        "style_size": style_size, "pad_multiple": model.pad_multiple, "min_size": 2 * model.pad_multiple,
+        "style_size": style_size, "reference_size": model_reference_size(model), "pad_multiple": model.pad_multiple, "min_size": 2 * model.pad_multiple,
         "min_style_size": 8 * model.pad_multiple,
         "code_keys": keys,
         "code_inputs": {k: {"name": n, "shape": list(code[k].shape)} for k, n in zip(keys, names)},

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DinstyleError
 from ..lite.images import load_rgb, resize_long_side
-from ..lite.manifest import read_manifest, write_manifest
+from ..lite.manifest import graph_path, read_manifest, write_manifest
 from ..lite.runtime import LiteModel
 
 INT8_FILE = "content.int8.onnx"
@@ -70,10 +70,10 @@ def quantize_content(model_dir: str | os.PathLike, mode: str = "static",
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as e:
         raise DinstyleError(f"int8 quantization needs onnx and onnxruntime ({e}): "
-                            "pip install 'dinstyle[export]'") from None
+                            "pip install onnx onnxruntime") from None
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
-    src, dst = model_dir / manifest["content"]["file"], model_dir / INT8_FILE
+    src, dst = graph_path(model_dir, manifest["content"]["file"]), model_dir / INT8_FILE
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".quant.") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / INT8_FILE
         # ONNX shape inference + graph fusions the quantizer relies on (the symbolic pass only adds noise here)

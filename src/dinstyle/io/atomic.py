@@ -1,8 +1,12 @@
-"""Atomic writes: every file dinstyle writes appears whole or not at all (a temporary sibling, renamed)."""
+"""Atomic writes: every file dinstyle writes appears whole or not at all (a temporary sibling, renamed), and
+no temporary file outlives an interrupt, SIGTERM included (``sigterm_as_interrupt``)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -23,8 +27,12 @@ def atomic_path(path: Path) -> Path:
     it becomes the user's output.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)
+    try:
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+    except BaseException:  # an interrupt (Ctrl-C, SIGTERM) here too must leave no hidden file behind
+        os.unlink(tmp)
+        raise
     return Path(tmp)
 
 
@@ -39,3 +47,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> No
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so the cleanup of every temporary file (the
+    ``finally`` of the writers here, a half-written video's) runs on either. The one place that rule lives:
+    the ``dinstyle`` and ``python -m dinstyle.lite`` mains run every command inside it. Left alone off the
+    main thread (signals only reach it) and where the host installed its own handler; commands that stop
+    gracefully (train, serve) install theirs while they run and put this one back."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -4,14 +4,16 @@ training data and the torch-free ``dinstyle.lite``.
 * Only the raster formats in ``READ_FORMATS`` are ever opened, whatever a file's name or first bytes
   claim: Pillow would hand PostScript/EPS to Ghostscript where it is installed, and many rarely used
   parsers are better left shut.
-* The pixel guard reads the size from the header, before any pixel is decoded, and never touches
-  Pillow's process-wide ``Image.MAX_IMAGE_PIXELS`` (threads opening images at the same time, a web
-  server, keep Pillow's own guard intact).
+* The pixel guard (``open_lazy``) reads the size from the header, before any pixel is decoded, and never
+  touches Pillow's process-wide ``Image.MAX_IMAGE_PIXELS`` (threads opening images at the same time, a web
+  server, keep Pillow's own guard intact). Where a plugin decodes or allocates while opening (ICO, WebP),
+  the sizes are read from the bytes first (``opensizes``), and a file whose sizes cannot be read is refused.
 * An encoder that refuses an image (WebP's 16383-pixel limit, ICO's 256) is a one-line error naming
   the file, like every other failure.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -21,7 +23,8 @@ from typing import BinaryIO, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import DinstyleError
+from ..errors import DinstyleError, first_line
+from .opensizes import BEFORE_OPEN
 
 DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k: bigger is almost surely a mistake or a decompression bomb
 # The formats Pillow may open (JPEG covers MPO, the multi-picture JPEG of cameras). Not EPS/PS (Ghostscript),
@@ -36,17 +39,25 @@ def image_extensions() -> set[str]:
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in READ_FORMATS and fmt in Image.OPEN}
 
 
+class PixelLimitError(DinstyleError):
+    """An image (or a part a plugin decodes while opening) over the pixel limit."""
+
+
 def check_pixels(width: int, height: int, max_pixels: int | None, label: str) -> None:
     """The pixel guard: refuse images (and video frames) over ``max_pixels`` (None or 0: no limit)."""
     if max_pixels and width * height > max_pixels:
-        raise DinstyleError(f"{label}: {width}x{height} = {width * height:,} pixels, over the limit of "
+        raise PixelLimitError(f"{label}: {width}x{height} = {width * height:,} pixels, over the limit of "
                             f"{max_pixels:,} (a decompression bomb? raise it with --max-pixels)")
 
 
-def open_lazy(src: str | os.PathLike | BinaryIO) -> Image.Image:
+def open_lazy(src: str | os.PathLike | BinaryIO, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+              label: str | None = None) -> Image.Image:
     """Identify ``src`` among ``READ_FORMATS`` and read its header only (what ``Image.open`` does, without
-    its global decompression-bomb check, which ``check_pixels`` replaces). Raises UnidentifiedImageError."""
+    its global decompression-bomb check): the pixel guard for ``max_pixels`` (None or 0: no limit), on the
+    sizes a plugin decodes while opening (``opensizes.BEFORE_OPEN``) and on the opened size. Raises
+    UnidentifiedImageError, or DinstyleError naming ``label`` (default: the path)."""
     Image.init()  # every plugin registered once; only READ_FORMATS are ever asked below
+    label = label or source_label(src)
     if isinstance(src, (str, os.PathLike)):
         with open(src, "rb") as f:
             prefix = f.read(16)
@@ -65,13 +76,38 @@ def open_lazy(src: str | os.PathLike | BinaryIO) -> Image.Image:
         ok = not accept or accept(prefix)
         if not ok or isinstance(ok, str):
             continue
+        if max_pixels and fmt in BEFORE_OPEN:
+            _check_before_open(fp, fmt, max_pixels, label)
         if not isinstance(fp, str):
             fp.seek(0)
         try:
-            return factory(fp, filename)
+            im = factory(fp, filename)
         except (SyntaxError, IndexError, TypeError, struct.error):  # as Image.open: try the next format
             continue
+        _checked(im, max_pixels, label)
+        return im
     raise UnidentifiedImageError(f"cannot identify image file {filename or '<stream>'}")
+
+
+def _check_before_open(fp: str | BinaryIO, fmt: str, max_pixels: int, label: str) -> None:
+    """The pixel guard on what ``fmt``'s plugin would decode while opening; sizes that cannot be read are
+    refused (the plugin would decode whatever it finds)."""
+    try:
+        with open(fp, "rb") if isinstance(fp, str) else contextlib.nullcontext(fp) as f:
+            sizes = BEFORE_OPEN[fmt](f)
+    except (ValueError, struct.error) as e:
+        raise DinstyleError(f"{label}: truncated or corrupt image ({fmt}: {first_line(e, 120)}; its size "
+                            "cannot be checked before decoding)") from None
+    for w, h in sizes:
+        check_pixels(w, h, max_pixels, label)
+
+
+def _checked(im: Image.Image, max_pixels: int | None, label: str) -> None:
+    try:
+        check_pixels(*im.size, max_pixels, label)
+    except DinstyleError:
+        im.close()
+        raise
 
 
 def source_label(src: Source, name: str | None = None) -> str:
@@ -95,8 +131,7 @@ def decode_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name:
             raise DinstyleError(f"{label}: empty input")
         src = io.BytesIO(src)
     try:
-        with open_lazy(src) as im:
-            check_pixels(*im.size, max_pixels, label)
+        with open_lazy(src, max_pixels, label) as im:
             im.load()
             return _upright(im, label)
     except DinstyleError:
@@ -112,8 +147,7 @@ def decode_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name:
     except MemoryError:
         raise DinstyleError(f"{label}: out of memory while decoding") from None
     except Exception as e:  # truncated/corrupt data surfaces as OSError, SyntaxError, zlib.error, EOFError...
-        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise DinstyleError(f"{label}: truncated or corrupt image ({msg})") from None
+        raise DinstyleError(f"{label}: truncated or corrupt image ({first_line(e, 160)})") from None
 
 
 def _upright(im: Image.Image, label: str) -> Image.Image:
@@ -131,12 +165,8 @@ def encode_image(im: Image.Image, dest: str | os.PathLike | BinaryIO, fmt: str, 
     except OSError as e:
         if e.errno is not None:  # the disk: full, read-only, gone
             raise DinstyleError(f"{label}: cannot write ({e.strerror or e})") from None
-        raise DinstyleError(f"{label}: cannot write as {fmt} ({_first_line(e)})") from None
+        raise DinstyleError(f"{label}: cannot write as {fmt} ({first_line(e, 160)})") from None
     except MemoryError:
         raise DinstyleError(f"{label}: out of memory while encoding {fmt}") from None
     except Exception as e:  # ValueError (WebP's 16383-px limit, ICO's sizes), KeyError, struct.error, ...
-        raise DinstyleError(f"{label}: cannot write as {fmt} ({_first_line(e)})") from None
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise DinstyleError(f"{label}: cannot write as {fmt} ({first_line(e, 160)})") from None

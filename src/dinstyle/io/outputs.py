@@ -6,13 +6,15 @@ The rule, for all the outputs of one run at once:
 * no output may be an input of the run (content images, styles, masks, stroke maps, the model, style
   codes), compared after resolving links, and by device and inode for files that exist (hard links);
 * no two items may share an output (neither is written);
-* an existing output is replaced only with ``overwrite``, and never when it is a folder.
+* an existing output is replaced only with ``overwrite``, and never when it is a folder;
+* stdout ('-') is never a terminal: image bytes there garble it, and a redirect was surely forgotten.
 
 An item that breaks it gets a one-line reason and is not run; the others go ahead.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
@@ -22,7 +24,7 @@ STDOUT = "-"
 
 class Refusal(str):
     """Why an output is refused (one line); ``kind`` is 'input' (it is an input of the run), 'shared'
-    (another item's output too), 'folder' or 'exists' (without overwrite)."""
+    (another item's output too), 'folder', 'exists' (without overwrite) or 'terminal' (stdout is one)."""
 
     def __new__(cls, text: str, kind: str):
         obj = super().__new__(cls, text)
@@ -43,6 +45,13 @@ def file_keys(path: PathLike) -> set[tuple]:
     return keys
 
 
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (ValueError, OSError):  # closed or detached: not a terminal we could garble
+        return False
+
+
 def plan_outputs(items: Sequence[tuple[str, PathLike | None, PathLike | None]], inputs: Iterable[PathLike | None],
                  overwrite: bool) -> list[Refusal | None]:
     """Check every planned output of a run; returns, per item, the reason it is refused, or None.
@@ -59,6 +68,9 @@ def plan_outputs(items: Sequence[tuple[str, PathLike | None, PathLike | None]], 
     claims: dict[tuple, list[int]] = {}
     out_keys: list[set[tuple]] = []
     for i, (label, own, out) in enumerate(items):
+        if out is not None and str(out) == STDOUT and stdout_is_terminal():
+            reasons[i] = Refusal(f"{label}: will not write image data to the terminal: redirect stdout "
+                                 "(> out.png) or give -o FILE", "terminal")
         keys = set() if out is None or str(out) == STDOUT else file_keys(out)
         out_keys.append(keys)
         if not keys:

@@ -12,7 +12,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..errors import DinstyleError
+from ..errors import DinstyleError, first_line
 from .atomic import atomic_write
 from .formats import FLOAT16_MAX, MODEL_FORMAT, MODEL_FORMAT_VERSION
 from .metadata import decode_metadata, encode_metadata
@@ -49,8 +49,8 @@ def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
-    meta = decode_metadata(raw)
+        raise WeightsError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
+    meta = decode_metadata(raw, str(path))
     model = meta.get("format") == FORMAT
     bad = non_finite(tensors, FLOAT16_MAX if model else None)
     if bad:
@@ -95,7 +95,7 @@ def load_torch_file(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad or unsafe pickles
-        raise WeightsError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:200]})") from None
+        raise WeightsError(f"{path}: cannot be loaded safely ({first_line(e)})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

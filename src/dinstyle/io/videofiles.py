@@ -7,11 +7,8 @@ output container accepts its codec, else transcoded (AAC, or Opus for .webm).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
-import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -20,7 +17,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from ..errors import DinstyleError, UsageError
+from ..errors import DinstyleError, UsageError, first_line
 from .imagefiles import DEFAULT_MAX_PIXELS, check_pixels
 from .outputs import plan_outputs
 
@@ -57,7 +54,7 @@ def needs_even_size(path: Path) -> bool:
 
 
 def _fail(path, what: str, e: Exception) -> DinstyleError:
-    msg = (getattr(e, "strerror", None) or str(e)).splitlines()[0] if str(e) else type(e).__name__
+    msg = getattr(e, "strerror", None) or first_line(e)
     return DinstyleError(f"{path}: {what} ({msg})")
 
 
@@ -289,22 +286,3 @@ def check_paths(in_path: Path, out_path: Path, overwrite: bool, inputs: Sequence
         raise (UsageError if reason.kind in ("input", "shared") else DinstyleError)(str(reason))
     if not out_path.parent.is_dir():
         raise DinstyleError(f"{out_path.parent}: no such directory")
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt (so cleanup runs) while a video is written, unless the host
-    application installed its own handler."""
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)

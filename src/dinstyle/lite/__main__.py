@@ -1,4 +1,7 @@
-"""``python -m dinstyle.lite --model-dir DIR --style STYLE CONTENT [CONTENT ...] -o OUT``: no torch needed."""
+"""``python -m dinstyle.lite --model-dir DIR --style STYLE CONTENT [CONTENT ...] -o OUT``: no torch needed.
+
+Exit codes as dinstyle's: 0 all written, 1 some images failed (the others are written), 2 usage errors
+(bad options, a missing style or content file; a batch still writes the contents that exist)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..defaults import check_alpha
 from ..errors import DinstyleError, UsageError
 
 PROG = "python -m dinstyle.lite"
@@ -28,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=1.0, help="style strength 0..1; 0 = the photo itself (default 1)")
     p.add_argument("--no-restore", dest="restore", action="store_false",
                    help="alpha < 1 without adding back the photo's detail: the model's own alpha only")
+    p.add_argument("--stroke-size", type=float, default=1.0, metavar="S",
+                   help="stroke size: 1 = the model's look at its reference size on a photo of any size; 2 = twice "
+                        "as large (as dinstyle stylize)")
     p.add_argument("--style-size", type=int, default=None,
                    help="scale the style image's longer side to this (default: the manifest's; 0 = as is)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
@@ -48,66 +55,89 @@ def _outputs(contents: list[Path], output: str | None) -> list[Path]:
     return [out / f"{c.stem}.png" for c in contents]
 
 
-def run(args: argparse.Namespace) -> int:
+def _refusals(args, contents: list[Path], outputs: list[Path]) -> list[str | None]:
+    """Per content, why it is not run, or None. A missing content is a usage error (exit 2, as a missing
+    style is); outputs follow dinstyle's one rule (``dinstyle.io.outputs``): never an input (contents, the
+    style, the model's files), never one output for two contents, never an existing file without --overwrite;
+    decided before anything is written."""
     from ..io.outputs import plan_outputs
-    from .images import save_rgb
-    from .manifest import read_manifest
-    from .runtime import LiteModel
 
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError("--threads must be at least 1")
-    contents = [Path(c) for c in args.content]
-    outputs = _outputs(contents, args.output)
-    # dinstyle's one rule for outputs: never an input (contents, the style, the model's files), never one
-    # output for two contents, never an existing file without --overwrite; decided before anything is written
     model_dir = Path(args.model_dir)
     model_files = [f for f in model_dir.iterdir() if f.is_file()] if model_dir.is_dir() else []
     refused = plan_outputs([(str(c), c, o) for c, o in zip(contents, outputs)], [args.style, *model_files],
                            args.overwrite)
+    return [f"{c}: no such file" if not c.exists() else r for c, r in zip(contents, refused)]
+
+
+def _load(args):
+    """The model (its int8 content graph with --int8) and the style's code."""
+    from .manifest import read_manifest
+    from .runtime import LiteModel
+
+    content_file = None
+    if args.int8:  # read the manifest first: each LiteModel opens two onnxruntime sessions
+        manifest = read_manifest(args.model_dir)
+        if "int8" not in manifest:
+            raise UsageError(f"{args.model_dir}: has no int8 graph (export with --int8)")
+        content_file = manifest["int8"]["file"]
+    model = LiteModel(args.model_dir, threads=args.threads, content_file=content_file)
+    return model, model.code_for(args.style, args.style_size)
+
+
+def _stylize_one(model, code, content: Path, out: Path, args) -> None:
+    from .images import save_rgb
+
+    t0 = time.perf_counter()
+    image = model.stylize(content, code, args.alpha, restore=args.restore, stroke_size=args.stroke_size)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DinstyleError(f"{out}: cannot create its folder ({e.strerror or e})") from None
+    save_rgb(image, out)
+    print(f"{out}  ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_alpha(args.alpha)
+    if not 0.25 <= args.stroke_size <= 4.0:  # also refuses nan (the rule of dinstyle's controls.STROKE_SIZES)
+        raise UsageError(f"--stroke-size must be a positive number from 0.25 to 4, got {args.stroke_size}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    if not Path(args.style).exists():
+        raise UsageError(f"{args.style}: no such file")
+    contents = [Path(c) for c in args.content]
+    outputs = _outputs(contents, args.output)
+    refused = _refusals(args, contents, outputs)
+    missing = any(not c.exists() for c in contents)
     if len(contents) == 1 and refused[0]:
-        raise DinstyleError(refused[0])
-    failed = 0
-    for content, reason in zip(contents, refused):
-        if reason:
-            failed += 1
-            print(f"{PROG}: skipped {reason}", file=sys.stderr)  # the reason starts with the content
+        raise (UsageError if missing else DinstyleError)(refused[0])
+    for reason in filter(None, refused):
+        print(f"{PROG}: skipped {reason}", file=sys.stderr)  # the reason starts with the content
+    failed = sum(r is not None for r in refused)
     if failed < len(contents):
-        content_file = None
-        if args.int8:  # read the manifest first: each LiteModel opens two onnxruntime sessions
-            manifest = read_manifest(args.model_dir)
-            if "int8" not in manifest:
-                raise UsageError(f"{args.model_dir}: has no int8 graph (export with --int8)")
-            content_file = manifest["int8"]["file"]
-        model = LiteModel(args.model_dir, threads=args.threads, content_file=content_file)
-        code = model.code_for(args.style, args.style_size)
+        model, code = _load(args)
     for content, out, reason in zip(contents, outputs, refused):
         if reason:
             continue
         try:
-            t0 = time.perf_counter()
-            image = model.stylize(content, code, args.alpha, restore=args.restore)
-            try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise DinstyleError(f"{out}: cannot create its folder ({e.strerror or e})") from None
-            save_rgb(image, out)
-            print(f"{out}  ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+            _stylize_one(model, code, content, out, args)
         except DinstyleError as e:
             if len(contents) == 1:
                 raise
             failed += 1
             print(f"{PROG}: skipped {content}: {e}", file=sys.stderr)
-    if failed:
+    if failed:  # a count only: each was reported when it happened
         print(f"{PROG}: {failed} of {len(contents)} images failed", file=sys.stderr)
-    return 1 if failed else 0
+    return 2 if missing else 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..io.atomic import sigterm_as_interrupt  # torch-free
+
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        with sigterm_as_interrupt():
+            return run(args)
     except DinstyleError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return e.exit_code

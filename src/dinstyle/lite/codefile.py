@@ -7,7 +7,6 @@ size is checked against the file, so a corrupt or hostile file raises a one-line
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from ..errors import DinstyleError
 from ..io.formats import FLOAT16_MAX, STYLE_CODE_FORMAT  # the tags the torch side writes
-from ..io.metadata import decode_metadata  # the torch side's codec too
+from ..io.metadata import decode_metadata, loads_json  # the torch side's codec too, bounded
 
 MAX_HEADER = 100 * 1024 * 1024
 DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
@@ -65,7 +64,7 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str,
     if n > min(MAX_HEADER, len(data) - 8):
         raise bad
     try:
-        header = json.loads(data[8:8 + n])
+        header = loads_json(data[8:8 + n], str(path))
     except ValueError:
         raise bad from None
     if not isinstance(header, dict):
@@ -87,7 +86,7 @@ def read_style_code(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     tensors, raw = read_safetensors(path)
     if raw.get("format") != STYLE_CODE_FORMAT:
         raise DinstyleError(f"{path}: not a dinstyle style code (made by 'dinstyle encode-style')")
-    meta = decode_metadata(raw)
+    meta = decode_metadata(raw, str(path))
     check_finite(tensors, str(path))  # before the cast: a float64 1e300 must not become a silent inf
     return {k: v.astype(np.float32) for k, v in tensors.items()}, meta
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..errors import DinstyleError
+from ..io.atomic import atomic_write
 from ..io.imagefiles import DEFAULT_MAX_PIXELS, decode_image, encode_image
 
 
@@ -25,23 +25,16 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def save_rgb(image: np.ndarray, path: str | os.PathLike) -> None:
-    """Write atomically in the format of the extension: a crash never leaves a partial file."""
+    """Write atomically in the format of the extension: a crash or a signal never leaves a partial file."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise DinstyleError(f"{path}: unknown image format {path.suffix!r}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    mask = os.umask(0o022)  # mkstemp made it private (0600): give the output the usual permissions
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    try:
-        encode_image(Image.fromarray(to_uint8(image)), tmp, fmt, str(path))  # any encoder refusal: one line
-        os.replace(tmp, path)
+    im = Image.fromarray(to_uint8(image))
+    try:  # any encoder refusal: one line (encode_image)
+        atomic_write(path, lambda tmp: encode_image(im, tmp, fmt, str(path)))
     except OSError as e:
-        raise DinstyleError(f"{path}: cannot write image ({e})") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        raise DinstyleError(f"{path}: cannot write image ({e.strerror or e})") from None
 
 
 def resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -49,6 +42,16 @@ def resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
     if image.shape[:2] == (h, w):
         return image
     chans = [Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32)).resize((w, h), Image.BILINEAR)
+             for c in range(image.shape[2])]
+    return np.stack([np.asarray(c) for c in chans], -1).astype(np.float32)
+
+
+def resize_bicubic(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bicubic resize per channel in float (antialiased when shrinking): the stroke scale's resize, as
+    ``dinstyle.runtime.scale.resize`` does it with torch."""
+    if image.shape[:2] == (h, w):
+        return image
+    chans = [Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32)).resize((w, h), Image.BICUBIC)
              for c in range(image.shape[2])]
     return np.stack([np.asarray(c) for c in chans], -1).astype(np.float32)
 

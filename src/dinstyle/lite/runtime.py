@@ -8,10 +8,11 @@ from typing import Mapping, Union
 
 import numpy as np
 
-from ..errors import DinstyleError
+from ..defaults import REFERENCE_SIZE, check_alpha, scale_for, scaled_size
+from ..errors import DinstyleError, first_line
 from .codefile import check_finite, read_style_code
-from .images import load_rgb, resize_long_side
-from .manifest import read_manifest
+from .images import load_rgb, resize_bicubic, resize_long_side
+from .manifest import graph_path, read_manifest
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 Code = dict[str, np.ndarray]
@@ -43,14 +44,14 @@ def _session(path: Path, threads: int | None, providers: list[str] | None):
     try:
         return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
-        raise DinstyleError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]})") from None
+        raise DinstyleError(f"{path}: onnxruntime cannot load it ({first_line(e)})") from None
 
 
 def _run(session, feed: dict) -> list[np.ndarray]:
     try:
         return session.run(None, feed)
     except Exception as e:  # shape errors, out of memory: one line, not an onnxruntime traceback
-        raise DinstyleError(f"onnxruntime failed: {str(e).splitlines()[0][:300]}") from None
+        raise DinstyleError(f"onnxruntime failed: {first_line(e, 300)}") from None
 
 
 def _nchw(image: np.ndarray) -> np.ndarray:
@@ -69,21 +70,22 @@ class LiteModel:
         self.dir = Path(model_dir)
         self.manifest = read_manifest(self.dir)
         self.threads, self.providers = threads, providers
-        self.content_file = content_file or self.manifest["content"]["file"]
+        # graph files are resolved (and kept inside the directory) here, before any session opens
+        self.style_file = graph_path(self.dir, self.manifest["style_encoder"]["file"])
+        self.content_file = graph_path(self.dir, content_file or self.manifest["content"]["file"])
         self._style_session = self._content_session = None
 
     # ------------------------------------------------------------------ sessions (created on first use)
     @property
     def style_session(self):
         if self._style_session is None:
-            path = self.dir / self.manifest["style_encoder"]["file"]
-            self._style_session = _session(path, self.threads, self.providers)
+            self._style_session = _session(self.style_file, self.threads, self.providers)
         return self._style_session
 
     @property
     def content_session(self):
         if self._content_session is None:
-            self._content_session = _session(self.dir / self.content_file, self.threads, self.providers)
+            self._content_session = _session(self.content_file, self.threads, self.providers)
         return self._content_session
 
     # ------------------------------------------------------------------ raw graphs, (1, 3, H, W) arrays
@@ -136,26 +138,45 @@ class LiteModel:
         return check_finite(self.encode_style(style, style_size), label)
 
     def stylize(self, content: ImageLike, code: Mapping[str, np.ndarray], alpha: float = 1.0,
-                restore: bool = True) -> np.ndarray:
+                restore: bool = True, stroke_size: float = 1.0) -> np.ndarray:
         """Restyle one image of any size; HxWx3 float32 in [0, 1]. ``restore`` as dinstyle's: with alpha < 1,
-        add back (1 - alpha) x (content - the graph's output at alpha 0), so alpha 0 is the content itself."""
-        if not 0.0 <= alpha <= 1.0:
-            raise DinstyleError(f"alpha must be between 0 and 1, got {alpha}")
+        add back (1 - alpha) x (content - the graph's output at alpha 0), so alpha 0 is the content itself.
+        ``stroke_size`` as dinstyle's: the graph runs on the photo resized by stroke size x (its size / the
+        model's reference size), brought back with the photo's own luminance detail (``defaults.scale_for``)."""
+        alpha = check_alpha(alpha)
+        if not (np.isfinite(stroke_size) and 0.25 <= stroke_size <= 4.0):
+            raise DinstyleError(f"stroke size must be a positive number from 0.25 to 4, got {stroke_size}")
         image = load_rgb(content) if isinstance(content, (str, os.PathLike)) else np.asarray(content, np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
             raise DinstyleError(f"content must be an HxWx3 image, got shape {image.shape}")
+        if restore and alpha <= 0.0:
+            return np.ascontiguousarray(image, dtype=np.float32)
+        h, w = image.shape[:2]
+        scale = scale_for(h, w, stroke_size, self.manifest.get("reference_size", REFERENCE_SIZE))
+        out = self._scaled(image, code, alpha, scale)
+        if restore and alpha < 1.0:
+            y0 = np.clip(self._scaled(image, code, 0.0, scale), 0.0, 1.0)
+            out = np.clip(np.clip(out, 0.0, 1.0) + (1.0 - alpha) * (image - y0), 0.0, 1.0)
+        if not np.isfinite(out).all():
+            raise DinstyleError("the model produced NaN or inf: its weights or the style code hold extreme values")
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _scaled(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float, scale: float) -> np.ndarray:
+        """One pass (HxWx3, unclamped) at a stroke scale: the graph on the resized photo, brought back to size
+        with the photo's luminance detail (what the resize removed) added back."""
+        if scale == 1.0:
+            return self._pass(image, code, alpha)
+        h, w = image.shape[:2]
+        small = np.clip(resize_bicubic(image, *scaled_size(h, w, scale)), 0.0, 1.0)
+        y = resize_bicubic(self._pass(small, code, alpha), h, w)
+        luma = np.array([0.299, 0.587, 0.114], np.float32)
+        detail = image @ luma - resize_bicubic(small, h, w) @ luma
+        return y + detail[..., None]
+
+    def _pass(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float) -> np.ndarray:
+        """The content graph on one HxWx3 image (edge-padded up to the graph's smallest size)."""
         h, w = image.shape[:2]
         floor = self.manifest["min_size"]  # below it the graph's reflect pads run out of pixels: edge-pad
         if h < floor or w < floor:
             image = np.pad(image, ((0, max(0, floor - h)), (0, max(0, floor - w)), (0, 0)), mode="edge")
-        x = _nchw(image)
-        if restore and alpha <= 0.0:
-            out = x[0, :, :h, :w]
-        else:
-            out = self.stylize_array(x, code, alpha)[0, :, :h, :w]
-            if restore and alpha < 1.0:
-                y0 = self.stylize_array(x, code, 0.0)[0, :, :h, :w]
-                out = np.clip(out + (1.0 - alpha) * (x[0, :, :h, :w] - y0), 0.0, 1.0)
-        if not np.isfinite(out).all():
-            raise DinstyleError("the model produced NaN or inf: its weights or the style code hold extreme values")
-        return np.ascontiguousarray(out.transpose(1, 2, 0))
+        return self.stylize_array(_nchw(image), code, alpha)[0, :, :h, :w].transpose(1, 2, 0)

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import Backbone
-from ..layers.din import DIN
 from .stylecode import StyleCode
 
 # stats_fn(level_name, pre-norm features) -> (mean, std) to use instead of the features' own, or None.
@@ -143,20 +142,11 @@ class StyleTransferNet(nn.Module):
         return self.stylize(content, self.encode_style(style), alpha)
 
     def apply_din(self, ctx: DINContext, name: str, x: torch.Tensor) -> torch.Tensor:
-        """DIN level ``name`` with the codes, masks, alpha, statistics and stroke of ``ctx``."""
-        codes, masks, alpha, stats_fn, stroke = ctx.codes, ctx.masks, ctx.alpha, ctx.stats_fn, ctx.stroke
-        din: DIN = self.dins[name]
-        stats = stats_fn(name, x) if stats_fn is not None else None
-        xn = din.normalize(x, *(stats or (None, None)))
-        y = None
-        for i, code in enumerate(codes):
-            yi = din.conv(xn, code[f"{name}.weight"].to(x.dtype), code[f"{name}.bias"].to(x.dtype), stroke=stroke)
-            if masks is not None:
-                yi = yi * F.interpolate(masks[i].to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False)
-            y = yi if y is None else y + yi
-        if not torch.is_tensor(alpha) and alpha == 1.0:
-            return y
-        return x + alpha * (y - x)
+        """DIN level ``name`` (``layers.din.DIN.forward`` owns the operation) with the codes, masks, alpha,
+        statistics and stroke of ``ctx``."""
+        stats = ctx.stats_fn(name, x) if ctx.stats_fn is not None else None
+        return self.dins[name](x, [c[f"{name}.weight"] for c in ctx.codes], [c[f"{name}.bias"] for c in ctx.codes],
+                               ctx.masks, ctx.alpha, stats, ctx.stroke)
 
     def encode_content(self, x: torch.Tensor):
         raise NotImplementedError

@@ -6,6 +6,7 @@ training info.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import warnings
@@ -13,12 +14,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 
 from ..defaults import DEFAULT_MODEL
+from ..errors import first_line
 from ..io.tensorfiles import FORMAT, FORMAT_VERSION, WeightsError, load_safetensors, save_safetensors
 from ..version import __version__
 from .adain import AdaIN, AdaINConfig
 from .base import StyleTransferNet
+from .config_check import config_problem
 from .din_fast import DINFast, DINFastConfig
 from .din_magenta import DINMagenta, DINMagentaConfig
 from .din_mobilenet import DINMobileNet, DINMobileNetConfig
@@ -38,11 +42,15 @@ ARCHS: dict[str, tuple[type[StyleTransferNet], type, dict]] = {
 
 
 def _config(cls: type, values: dict) -> Any:
-    """Dataclass from a dict (lists from JSON become tuples); unknown keys are an error."""
+    """Dataclass from a dict (lists from JSON become tuples); unknown keys, wrong types and values out of
+    range (``config_check``) are an error, before any layer is built."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
         raise ValueError(f"unknown config keys for {cls.__name__}: {sorted(unknown)}")
+    problem = config_problem(cls, values)
+    if problem:
+        raise ValueError(problem)
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -68,14 +76,17 @@ def save_model(model: StyleTransferNet, path: str | Path, info: dict | None = No
 
 
 def check_model_config(path: str | Path, meta: dict) -> None:
-    """A model file's config holds only keys its architecture knows (an unknown architecture is left to the
-    caller, which names what it expected)."""
+    """A model file's config holds only keys its architecture knows, each of the right type and in range
+    (``config_check``; an unknown architecture is left to the caller, which names what it expected)."""
     arch, config = meta.get("arch"), meta.get("config", {})
     if arch in ARCHS:
         unknown = sorted(set(config) - {f.name for f in dataclasses.fields(ARCHS[arch][1])})
         if unknown:
             raise WeightsError(f"{path}: model file config has keys {arch} does not know: "
                                f"{', '.join(map(str, unknown))}"[:200])
+        problem = config_problem(ARCHS[arch][1], config)
+        if problem:
+            raise WeightsError(f"{path}: model file config: {problem}")
 
 
 def read_model_file(path: str | Path) -> tuple[dict, dict]:
@@ -87,16 +98,21 @@ def read_model_file(path: str | Path) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def load_weights(model: StyleTransferNet, tensors: dict, path: str | Path, what: str) -> None:
-    """Put a file's trainable weights into ``model``: the same names and shapes, or a one-line error
-    (``what`` names the model in it)."""
-    expected = model.trainable_state_dict()
+def check_weights(expected: dict, tensors: dict, path: str | Path, what: str) -> None:
+    """A file's tensors have exactly the names and shapes of ``expected`` (a model's trainable state), or a
+    one-line error (``what`` names the model in it)."""
     missing, extra = expected.keys() - tensors.keys(), tensors.keys() - expected.keys()
     if missing or extra:
         raise WeightsError(f"{path}: weights do not match {what} (missing {len(missing)}, unexpected {len(extra)})")
     for k, v in tensors.items():
         if v.shape != expected[k].shape:
             raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}")
+
+
+def load_weights(model: StyleTransferNet, tensors: dict, path: str | Path, what: str) -> None:
+    """Put a file's trainable weights into ``model``: the same names and shapes (``check_weights``)."""
+    expected = model.trainable_state_dict()
+    check_weights(expected, tensors, path, what)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
 
 
@@ -105,10 +121,23 @@ def load_model_file(path: str | Path, **overrides: Any) -> StyleTransferNet:
     tensors, meta = read_model_file(path)
     if meta.get("format") != FORMAT or meta.get("arch") not in ARCHS:
         raise WeightsError(f"{path}: not a dinstyle model file (format={meta.get('format')!r}, arch={meta.get('arch')!r})")
-    model = create_model(meta["arch"], **{**meta.get("config", {}), **overrides})
-    load_weights(model, tensors, path, meta["arch"])
+    arch, config = meta["arch"], {**meta.get("config", {}), **overrides}
+    # In-range values can still combine into terabytes (1024 channels, 15x15 kernels, no groups): the model
+    # is first built on the meta device (no memory, no time) and must have the file's shapes.
+    check_weights(_build(path, arch, config, "meta").trainable_state_dict(), tensors, path, arch)
+    model = _build(path, arch, config)
+    load_weights(model, tensors, path, arch)
     model.info = {**meta.get("info", {}), "file": str(path), "trained": True}
     return model.eval()
+
+
+def _build(path: str | Path, arch: str, config: dict, device: str | None = None) -> StyleTransferNet:
+    """``create_model`` for a file's config: what the model's constructor refuses is a one-line error."""
+    try:
+        with torch.device(device) if device else contextlib.nullcontext():
+            return create_model(arch, **config)
+    except (ValueError, TypeError, KeyError) as e:
+        raise WeightsError(f"{path}: its config does not describe a {arch} model ({first_line(e, 160)})") from None
 
 
 def bundled_model_path(name: str) -> Path | None:

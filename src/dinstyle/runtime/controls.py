@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..errors import DinstyleError, UsageError
 from ..io.images import decode_image
+from ..layers.filters import gaussian_blur, gradient_magnitude
 
 SMALL, LARGE = 0.5, 2.0  # stroke factors mixed by a stroke map
 # --stroke-size S encodes the style at style_size / S (a stroke map: / 0.5S and / 2S): 1/4..4 keeps that
@@ -126,3 +127,16 @@ def gray_map(src, hw: tuple[int, int], label: str = "map", max_pixels: int | Non
 def stroke_multiplier(v: torch.Tensor) -> torch.Tensor:
     """Map value in [0, 1] -> stroke multiplier SMALL..LARGE, geometric (mid-gray = 1)."""
     return SMALL * (LARGE / SMALL) ** v
+
+
+def auto_stroke_map(content: torch.Tensor, work_size: int = 256, sigma: float = 4.0) -> torch.Tensor:
+    """``--stroke-map auto``: a (1, 1, H, W) map in [0, 1] read from the content itself, large strokes (1) where
+    it is flat and small ones (0) on detail. Local gradient energy of the luminance, on a ``work_size`` copy
+    (the decision is about regions, not pixels), smoothed over ``sigma`` px there, relative to its 90th
+    percentile; then enlarged back to the content's size."""
+    x = resize_long_side(content[:1].float(), work_size)
+    y = (x * x.new_tensor((0.299, 0.587, 0.114)).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    energy = gaussian_blur(gradient_magnitude(y), sigma)
+    top = torch.quantile(energy.flatten(), 0.9).clamp_min(1e-6)
+    v = 1 - (energy / top).clamp(0, 1)
+    return F.interpolate(v, size=content.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,27 +1,30 @@
-"""Running the content path on a device: whole image when it is small, tiles when it is large or when
-memory runs out (then smaller and smaller tiles). Images and video frames both come through here."""
+"""Running the content path on a device, the one path for images and video frames alike: a ``RunRequest`` in,
+the image out. Around the network, from the outside in:
+
+1. the restore (alpha < 1): a second pass at alpha 0, and ``(1 - alpha) x (photo - that pass)`` added back;
+2. the stroke scale: the network runs on the image shrunk by ``request.scale`` (``runtime.scale``), or on two
+   sizes mixed by a stroke map;
+3. whole image when it is small, tiles when it is large or when memory runs out (then smaller tiles).
+"""
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from typing import Callable, Sequence
+from typing import Optional, Sequence
 
 import torch
 
 from ..errors import DinstyleError
 from ..layers.din import instance_stats
 from ..models.base import StyleTransferNet
-from ..models.stylecode import StyleCode
-from .tiling import MIN_TILE, stylize_tiled, tile_for_budget
-
-# Above this many pixels an image is tiled, in tiles (halo included) of at most this many pixels, so
-# one number bounds the working memory. din-mobilenet-vgg needs ~0.5 KB of RAM per pixel on the CPU
-# (float32; see docs/USAGE.md): 8.4 MP stays near 4 GB whatever the image size.
-DEFAULT_MAX_PIXELS_UNTILED = 8_388_608  # 2**23, e.g. 4096 x 2048
-Smooth = Callable[[str, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+from .controls import LARGE, SMALL
+from .request import DEFAULT_MAX_PIXELS_UNTILED, MIN_TILE, RunRequest, Smooth, split_progress  # noqa: F401
+from .scale import run_scaled
+from .tiling import stylize_tiled, tile_for_budget
 
 
 def is_oom(e: BaseException) -> bool:
-    """CUDA/MPS out-of-memory errors and the CPU allocator's failure all count."""
+    """CUDA/MPS out-of-memory errors and the CPU allocator's failure all count (the one test: the server's too)."""
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
         return True
     msg = str(e).lower()
@@ -36,42 +39,51 @@ def _free(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def run_model(model: StyleTransferNet, x: torch.Tensor, codes: Sequence[StyleCode], alpha: float = 1.0,
-              masks: Sequence[torch.Tensor] | None = None, stroke: float | torch.Tensor | None = None,
-              tile: int | None = None, max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED,
-              progress: Callable[[int, int], None] | None = None, smooth: Smooth | None = None,
-              restore: bool = True) -> torch.Tensor:
-    """``model.stylize`` on ``x`` ((B, 3, H, W) float in [0, 1], on the CPU or the model's device), the one
-    path for images and video frames alike: whole when small, tiled above ``max_pixels_untiled`` or when
-    memory runs out. ``smooth(level, mean, std)`` replaces each DIN level's statistics (video: smoothed
-    over time). Returns float32 on ``x``'s device, unclamped; a result with NaN or inf is refused.
+def run_model(model: StyleTransferNet, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
+    """``request`` run on ``x`` ((B, 3, H, W) float in [0, 1], on the CPU or the model's device). Returns float32
+    on ``x``'s device, unclamped; a result with NaN or inf is refused.
 
-    ``restore`` (alpha < 1): add back ``(1 - alpha) * (x - y0)``, where ``y0`` is the model's own output at
-    alpha 0, its reconstruction of the photo. That is what the network loses of the photo (detail, exact
-    colours), so alpha 0 returns the photo itself and the alphas between keep the model's own interpolation
-    of the style, plus that share of the photo's detail (docs/USAGE.md). It costs a second content pass;
-    alpha 0 needs none."""
-    if restore and alpha <= 0.0:
+    The restore (``request.restore``, alpha < 1) adds back ``(1 - alpha) * (x - y0)``, where ``y0`` is the
+    model's own output at alpha 0, its reconstruction of the photo: what the network loses of the photo (detail,
+    exact colours), so alpha 0 returns the photo itself and the alphas between keep the model's own
+    interpolation of the style (docs/USAGE.md). It costs a second content pass; alpha 0 needs none."""
+    alpha = request.alpha
+    fixed_alpha = not torch.is_tensor(alpha)
+    if request.restore and fixed_alpha and alpha <= 0.0:
         return x.float().clone()
     p = next(model.parameters())
-    codes = [c.to(p.device, p.dtype) for c in codes]
-    # read once from the whole image, before any tiling: every tile, and both passes, blend towards it
-    anchor = model.alpha_anchor(x) if alpha < 1.0 else None
-    at = lambda a: model.codes_at_alpha(codes, a, anchor=anchor)  # noqa: E731
-    if not restore or alpha >= 1.0:
-        return _finite(_run(model, x, *at(alpha), masks, stroke, tile, max_pixels_untiled, progress, smooth))
-    halves = [None, None] if progress is None else [lambda d, n: progress(d, 2 * n), lambda d, n: progress(n + d, 2 * n)]
-    y = _run(model, x, *at(alpha), masks, stroke, tile, max_pixels_untiled, halves[0], smooth)
-    y0 = _run(model, x, *at(0.0), masks, stroke, tile, max_pixels_untiled, halves[1], _own_state(smooth))
+    codes = [c.to(p.device, p.dtype) for c in request.codes]
+    # read once from the whole image, before any scaling or tiling: every tile and pass blends towards it
+    anchor = model.alpha_anchor(x) if not fixed_alpha or alpha < 1.0 else None
+    alphas = [alpha] if not request.restore or (fixed_alpha and alpha >= 1.0) else [alpha, 0.0]
+    scales = [request.scale] if request.scale_map is None else [request.scale * SMALL, request.scale * LARGE]
+    parts = iter(split_progress(request.progress, len(alphas) * len(scales)))
+    outs = []
+    for i, a in enumerate(alphas):
+        pass_codes, pass_alpha = model.codes_at_alpha(codes, a, anchor=anchor)
+        smooth = request.smooth if i == 0 else _own_state(request.smooth, "alpha0")
+        per_scale = [_finite(_scaled_pass(model, x, dataclasses.replace(
+            request, codes=pass_codes, alpha=pass_alpha, progress=next(parts),
+            smooth=_own_state(smooth, f"scale{j}") if j else smooth), s)) for j, s in enumerate(scales)]
+        outs.append(per_scale[0] if len(per_scale) == 1 else _mix(per_scale, request.scale_map))
+    if len(outs) == 1:
+        return outs[0]
     # on the images as they are shown, clamped (as the exported graph, and so dinstyle.lite, gives them)
-    return _finite(y).clamp(0, 1) + (1.0 - alpha) * (x.to(y) - _finite(y0).clamp(0, 1))
+    return outs[0].clamp(0, 1) + (1.0 - alpha) * (x.to(outs[0]) - outs[1].clamp(0, 1))
 
 
-def _own_state(smooth: Smooth | None) -> Smooth | None:
-    """The alpha-0 pass keeps its own smoothed statistics (under other level names): its features differ."""
+def _mix(outs: list[torch.Tensor], v: torch.Tensor) -> torch.Tensor:
+    """A stroke map's two passes: ``v`` = 0 takes the small strokes, 1 the large ones."""
+    v = v.to(outs[0])
+    return outs[0] * (1 - v) + outs[1] * v
+
+
+def _own_state(smooth: Optional[Smooth], name: str) -> Optional[Smooth]:
+    """Another pass of the same frame (alpha 0, a second stroke scale) keeps its own smoothed statistics, under
+    other level names: its features differ."""
     if smooth is None:
         return None
-    return lambda level, mean, std: smooth(f"alpha0/{level}", mean, std)
+    return lambda level, mean, std: smooth(f"{name}/{level}", mean, std)
 
 
 def _finite(y: torch.Tensor) -> torch.Tensor:
@@ -81,44 +93,63 @@ def _finite(y: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def _run(model, x, codes, alpha, masks, stroke, tile, max_pixels_untiled, progress, smooth) -> torch.Tensor:
-    """One pass with ``codes`` and ``alpha`` as the model runs them (already blended by ``codes_at_alpha``)."""
+def _scaled_pass(model, x: torch.Tensor, request: RunRequest, scale: float) -> torch.Tensor:
+    """One pass at one stroke scale; masks and a stroke map travel with the image through the resize."""
+    maps = [*(request.masks or []), *([request.stroke] if torch.is_tensor(request.stroke) else [])]
+    n = len(request.masks or [])
+
+    def run(xs: torch.Tensor, ms: Optional[Sequence[torch.Tensor]]) -> torch.Tensor:
+        ms = list(ms or [])
+        return _run(model, xs, dataclasses.replace(request, masks=ms[:n] or None,
+                                                   stroke=ms[n] if len(ms) > n else request.stroke))
+
+    return run_scaled(run, x, scale, maps or None)
+
+
+def _run(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
+    """One pass of the network as the request's codes and alpha say (already blended by ``codes_at_alpha``):
+    whole, or in tiles when large or out of memory."""
     p = next(model.parameters())
     h, w = x.shape[-2:]
-    if tile is not None or h * w > max_pixels_untiled:
-        tile = tile or tile_for_budget(model, codes[0], max_pixels_untiled)
+    tile = request.tile
+    if tile is None and h * w > request.max_pixels_untiled:
+        tile = tile_for_budget(model, request.codes[0], request.max_pixels_untiled)
     while True:  # tile None: the whole image in one piece
         try:
             if tile is None:
-                return _run_whole(model, x, codes, alpha, masks, stroke, smooth)
-            return stylize_tiled(model, x, codes, alpha=alpha, masks=masks, stroke=stroke, tile=tile,
-                                 progress=progress, smooth=smooth)
+                return _run_whole(model, x, request)
+            return stylize_tiled(model, x, dataclasses.replace(request, tile=tile))
         except Exception as e:
             if not is_oom(e):
                 raise
             _free(p.device)
-            tile = _smaller_tile(model, codes[0], tile, w, h)
+            tile = _smaller_tile(model, request.codes[0], tile, w, h)
 
 
-def _run_whole(model, x, codes, alpha, masks, stroke, smooth) -> torch.Tensor:
+def _run_whole(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
     p = next(model.parameters())
     on_dev = lambda t: t.to(p.device, p.dtype)  # noqa: E731
-    stats_fn = None
-    if smooth is not None:
-        stats_fn = lambda level, f: smooth(level, *instance_stats(f, model.dins[level].eps))  # noqa: E731
-    y = model.stylize(on_dev(x), codes, alpha=alpha, masks=None if masks is None else [on_dev(m) for m in masks],
+    smooth = request.smooth
+
+    def stats_fn(level: str, f: torch.Tensor):
+        request.check_cancel()  # between DIN levels: an abandoned request stops within one level
+        return None if smooth is None else smooth(level, *instance_stats(f, model.dins[level].eps))
+
+    masks, stroke = request.masks, request.stroke
+    y = model.stylize(on_dev(x), request.codes, alpha=request.alpha,
+                      masks=None if masks is None else [on_dev(m) for m in masks],
                       stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke, stats_fn=stats_fn)
     return y.to(x.device, torch.float32)
 
 
 def _smaller_tile(model, code, tile: int | None, w: int, h: int) -> int:
     """The tile size to retry with after running out of memory in ``tile``-px tiles (None: in one piece).
-    Warnings point at the caller of ``run_model`` (stacklevel 4)."""
+    Warnings point at the caller of ``run_model`` (stacklevel 5)."""
     if tile is None:  # tiles of half the image's pixels (halo included)
         tile = tile_for_budget(model, code, h * w // 2)
-        warnings.warn(f"out of memory for {w}x{h} in one piece: retrying in {tile}-px tiles", stacklevel=4)
+        warnings.warn(f"out of memory for {w}x{h} in one piece: retrying in {tile}-px tiles", stacklevel=5)
         return tile
     if tile <= MIN_TILE:
         raise DinstyleError(f"out of memory even in {tile}-px tiles ({w}x{h}); try a smaller --max-size") from None
-    warnings.warn(f"out of memory: retrying in {tile // 2}-px tiles", stacklevel=4)
+    warnings.warn(f"out of memory: retrying in {tile // 2}-px tiles", stacklevel=5)
     return tile // 2

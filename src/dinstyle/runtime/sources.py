@@ -38,7 +38,7 @@ class StyleSource:
 
     @property
     def saved(self) -> bool:
-        """Already encoded: its style size cannot change (no --style-size/--stroke-size/--stroke-map)."""
+        """Already encoded: its style size cannot change (no --style-size)."""
         return self.kind in (CODE, CODE_FILE)
 
     @property
@@ -68,11 +68,11 @@ def style_source(style: StyleLike | StyleSource) -> StyleSource:
 
 
 def check_resizable(sources: list[StyleSource], resized: bool) -> None:
-    """A saved code cannot be re-encoded at another size: refuse one when a size or stroke option is given."""
+    """A saved code cannot be re-encoded at another size: refuse one when a style size is given."""
     saved = next((s for s in sources if s.saved), None)
     if resized and saved is not None:
-        raise UsageError(f"{saved.label}: a saved style code has a fixed style size; --style-size, --stroke-size "
-                         "and --stroke-map need the style image")
+        raise UsageError(f"{saved.label}: a saved style code has a fixed style size; --style-size needs the "
+                         "style image")
 
 
 def content_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS

@@ -16,16 +16,15 @@ grid as in the untiled run.
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Sequence
 
 import torch
 
 from ..models.base import StyleTransferNet, pad_to_multiple
 from ..models.stylecode import StyleCode
+from .request import MIN_TILE, RunRequest  # noqa: F401  (MIN_TILE: the smallest tile, shared with the runner)
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 DEFAULT_TILE = 1024
-MIN_TILE = 128
 DEFAULT_BLEND = 16
 MAX_RADIUS = 512
 
@@ -97,57 +96,56 @@ def _window(core: Box, box: Box, blend: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, codes: StyleCode | Sequence[StyleCode],
-                  alpha: float = 1.0, masks: Sequence[torch.Tensor] | None = None,
-                  stroke: float | torch.Tensor | None = None, tile: int = DEFAULT_TILE, halo: int | None = None,
-                  blend: int = DEFAULT_BLEND, progress: Callable[[int, int], None] | None = None,
-                  smooth: Callable[[str, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
-                  ) -> torch.Tensor:
-    """``model.stylize`` for images of any size, in tiles of ``tile`` x ``tile`` pixels (plus halo).
+def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, request: RunRequest, halo: int | None = None,
+                  blend: int = DEFAULT_BLEND) -> torch.Tensor:
+    """``model.stylize`` for images of any size, in tiles of ``request.tile`` x ``request.tile`` pixels (plus
+    halo; default ``DEFAULT_TILE``), with the request's codes, alpha (as the model runs them), masks and stroke.
 
     ``content`` (B, 3, H, W) may live on the CPU; each tile is moved to the model's device and dtype and
     the result is assembled on ``content``'s device in float32. Masks and a stroke map are cropped along.
-    ``progress(done, total)`` is called after every tile run (statistics passes included).
-    ``smooth(level, mean, std)`` may replace each level's whole-image statistics (video: time-smoothed).
+    ``request.progress(done, total)`` is called after every tile run (statistics passes included), ``cancel``
+    checked before each; ``request.smooth(level, mean, std)`` may replace each level's whole-image statistics
+    (video: time-smoothed).
     """
-    p = next(model.parameters())
-    codes = [c.to(p.device) for c in ([codes] if isinstance(codes, StyleCode) else codes)]  # once, not per tile
-    tiles = _Tiles(model, content, codes, alpha, masks, stroke, tile, halo, blend, progress)
-    return tiles.blend(tiles.whole_image_stats(smooth))
+    tiles = _Tiles(model, content, request, halo, blend)
+    return tiles.blend(tiles.whole_image_stats(request.smooth))
 
 
 class _Tiles:
     """One tiled run: the padded inputs, the tile plan and the progress count that every pass shares."""
 
-    def __init__(self, model: StyleTransferNet, content: torch.Tensor, codes: list[StyleCode], alpha: float,
-                 masks: Sequence[torch.Tensor] | None, stroke: float | torch.Tensor | None, tile: int,
-                 halo: int | None, blend: int, progress: Callable[[int, int], None] | None):
+    def __init__(self, model: StyleTransferNet, content: torch.Tensor, request: RunRequest, halo: int | None,
+                 blend: int):
         p = next(model.parameters())
-        self.model, self.codes, self.alpha, self.blend_px, self.progress = model, codes, alpha, blend, progress
+        self.model, self.request, self.blend_px = model, request, blend
+        self.codes = [c.to(p.device) for c in request.codes]  # once, not per tile
         self.device, self.dtype, self.out_device = p.device, p.dtype, content.device
         m = model.pad_multiple
         self.batch, (self.h, self.w) = content.shape[0], content.shape[-2:]
         self.x, _ = pad_to_multiple(content, m)
+        masks, stroke = request.masks, request.stroke
         self.masks = None if masks is None else [pad_to_multiple(mk, m)[0] for mk in masks]
         self.stroke = pad_to_multiple(stroke, m)[0] if torch.is_tensor(stroke) else stroke
         if halo is None:
-            halo = receptive_radius(model, codes[0]) + blend
+            halo = receptive_radius(model, self.codes[0]) + blend
         self.hp, self.wp = self.x.shape[-2:]
+        tile = request.tile or DEFAULT_TILE
         self.boxes = plan_tiles(self.hp, self.wp, max(m, _round_up(tile, m)), _round_up(max(halo, blend), m), m)
         self.done, self.total = 0, len(self.boxes) * (len(model.dins) + 1)  # a pass per DIN level, then the last
 
     def run(self, box: Box, stats_fn) -> torch.Tensor:
         """The model on one tile (moved to its device); counts towards ``progress`` even when stopped early."""
         crop = lambda t: t[..., box[0]:box[1], box[2]:box[3]].to(self.device, self.dtype)  # noqa: E731
+        self.request.check_cancel()
         try:
-            return self.model.stylize(crop(self.x), self.codes, alpha=self.alpha,
+            return self.model.stylize(crop(self.x), self.codes, alpha=self.request.alpha,
                                       masks=None if self.masks is None else [crop(mk) for mk in self.masks],
                                       stats_fn=stats_fn,
                                       stroke=crop(self.stroke) if torch.is_tensor(self.stroke) else self.stroke)
         finally:
             self.done += 1
-            if self.progress:
-                self.progress(self.done, self.total)
+            if self.request.progress:
+                self.request.progress(self.done, self.total)
 
     def whole_image_stats(self, smooth) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """(mean, std) of every DIN level over the whole image, one level per pass (each depends on the last)."""

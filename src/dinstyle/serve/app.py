@@ -1,42 +1,45 @@
 """The web application: the page at ``/`` and the JSON/HTTP API under ``/api`` (Starlette, served by uvicorn).
 
-Routes: ``GET /`` (the page), ``GET /api/styles`` (the built-in styles), ``GET /api/styles/NAME`` (a
-thumbnail), ``GET /api/info`` (model, limits), ``GET /api/example`` (the example photo, in a source
-checkout), ``POST /api/stylize`` (multipart; the image bytes back). Every error is JSON ``{"error": "..."}``
-with a 4xx status (503 when the queue is full or memory ran out, 500 for a bug: never a stack trace).
+Routes: ``GET /`` (the page; its scripts ``/job.js`` and ``/page.js``), ``GET /api/styles`` (the built-in
+styles), ``GET /api/styles/NAME`` (a thumbnail), ``GET /api/info`` (model, limits), ``GET /api/example`` (the
+example photo, in a source checkout), ``POST /api/stylize`` (multipart; the image bytes back), ``GET``/``DELETE /api/jobs/ID`` (a
+request's progress; cancel it: ``jobroutes``). Every error is JSON ``{"error": "..."}`` with a 4xx status
+(503 when the queue is full or memory ran out, 504 past ``--max-seconds``, 500 for a bug: never a stack
+trace), and one line in the server's log.
 
-Uploads are held in memory up to ``max_upload`` bytes per request (a larger body is answered 413 before
-it is parsed); Starlette spools a part over 1 MiB to an anonymous temporary file (unlinked at creation,
-closed after the request), so nothing is ever left on disk.
+Uploads are held in memory only, up to ``max_upload`` bytes per request (a larger body is answered 413
+before it is parsed; ``form`` parses the rest without Starlette's spooling to temporary files).
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
 import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import DinstyleError
+from ..errors import Cancelled, DinstyleError
 from ..io.builtin_styles import LICENCE, STYLES, builtin_style
+from ..io.imagefiles import image_extensions
 from ..version import __version__
-from . import is_loopback
-from .jobs import Busy, JobQueue
-from .service import FORMATS, MAX_STYLE_SIZE, MAX_STYLES, StyleService, Upload, parse_request
+from .form import FormError, parse_multipart
+from .guard import Guard
+from .jobroutes import cancelled_reply, job_route, wait_for_job
+from .jobs import CANCELLED, GONE, SMALL_PIXELS, Busy, Conflict, JobQueue
+from .replies import RequestLog, TooLarge
+from .service import FORMATS, MAX_STYLE_SIZE, MAX_STYLES, StyleService, parse_request
 
 DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
-DRAIN_EXTRA = 64 * 1024 * 1024  # an oversized body is read (and dropped) up to this much more, so that
-# clients that send it all before reading the answer still get the 413; past that the connection closes
 # The page loads nothing from anywhere else, and the browser is told to refuse it if it tried.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
@@ -46,20 +49,23 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+OOM = "out of memory; try a smaller max_size"
+SCRIPTS = ("job.js", "page.js")  # the page's own, in the package beside page.html
 
 
-class TooLarge(Exception):
-    """The request body passed the upload limit while it was being read."""
+@dataclass
+class Context:
+    """What the routes share (``request.app.state.ctx``)."""
 
-
-def error(status: int, message: str, **headers) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
-
-
-def too_large(max_upload: int) -> Response:
-    mb = max_upload / (1024 * 1024)
-    return error(413, f"upload too large: the limit is {mb:g} MiB per request (dinstyle serve --max-upload-mb)",
-                 connection="close")
+    stylizer: object
+    service: StyleService
+    jobs: JobQueue
+    log: RequestLog
+    max_upload: int
+    load_warnings: list[str]
+    page: bytes
+    scripts: dict[str, bytes]
+    example: Path | None
 
 
 def example_photo() -> Path | None:
@@ -68,192 +74,174 @@ def example_photo() -> Path | None:
     return p if p.is_file() else None
 
 
-class Guard:
-    """Outermost ASGI layer: the upload limit (413), and, on a loopback address, the Host check that
-    keeps other web sites out (DNS rebinding) and the Origin check on POST (cross-site form posts)."""
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx
 
-    def __init__(self, app, max_upload: int, loopback_only: bool):
-        self.app, self.max_upload, self.loopback_only = app, max_upload, loopback_only
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self._refusal(scope, headers)
-        if refusal is not None:
-            return await refusal(scope, receive, send)
-        length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_upload):
-            if headers.get("expect", "").lower() != "100-continue":  # the body is on its way: let it arrive
-                await self._drain(receive)
-            return await too_large(self.max_upload)(scope, receive, send)
-        received = 0
+async def index(request: Request) -> Response:
+    return Response(_ctx(request).page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
-        async def limited():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_upload:
-                    raise TooLarge()
-            return message
 
-        await self.app(scope, limited, send)
+async def script(request: Request) -> Response:
+    return Response(_ctx(request).scripts[request.url.path.lstrip("/")], media_type="text/javascript; charset=utf-8",
+                    headers=PAGE_HEADERS)
 
-    def _refusal(self, scope, headers) -> Response | None:
-        try:
-            host = urlsplit("//" + headers.get("host", "")).hostname or ""
-            origin = headers.get("origin")
-            origin = None if origin is None else urlsplit(origin).netloc.lower()
-        except ValueError:  # an unparsable Host or Origin
-            host, origin = "", ""
-        if self.loopback_only and not is_loopback(host):
-            return error(403, f"host {host[:60]!r} refused: this server answers on 127.0.0.1/localhost only")
-        # browsers send Origin with every POST (the string 'null' from sandboxed frames): only this page's own
-        if scope["method"] == "POST" and origin is not None and origin != headers.get("host", "").lower():
-            return error(403, "cross-origin request refused (use the page served here, curl or a script)")
-        return None
 
-    async def _drain(self, receive) -> None:
-        dropped = 0
-        while dropped <= self.max_upload + DRAIN_EXTRA:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            dropped += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
+async def styles(request: Request) -> Response:
+    return JSONResponse({"styles": [
+        {"name": s.name, "style": f"builtin:{s.name}", "title": s.title, "artist": s.artist, "year": s.year,
+         "source": s.url, "licence": LICENCE, "thumbnail": f"/api/styles/{s.name}"} for s in STYLES.values()]})
+
+
+async def thumbnail(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in STYLES:
+        return _ctx(request).log.refuse(request.scope, 404, f"no built-in style {name[:60]!r} "
+                                                            "(GET /api/styles lists them)")
+    return FileResponse(builtin_style(name).path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+
+async def example_route(request: Request) -> Response:
+    ctx = _ctx(request)
+    if ctx.example is None:
+        return ctx.log.refuse(request.scope, 404, "no example photo in this installation")
+    return FileResponse(ctx.example, media_type="image/jpeg")
+
+
+async def info(request: Request) -> Response:
+    ctx = _ctx(request)
+    st, service, jobs = ctx.stylizer, ctx.service, ctx.jobs
+    return JSONResponse({
+        "version": __version__, "model": st.model_id, "device": str(st.device),
+        "dtype": str(st.dtype).replace("torch.", ""), "warnings": ctx.load_warnings,
+        "default_style_size": service.default_style_size, "max_style_size": MAX_STYLE_SIZE,
+        "stroke_control": st.model.stroke_control, "max_styles": MAX_STYLES, "formats": sorted(FORMATS),
+        # what the server opens: the page previews a photo its browser cannot show only if it is one of these
+        "read_extensions": sorted(image_extensions()),
+        "max_upload_bytes": ctx.max_upload, "max_pixels": service.max_pixels, "max_queue": jobs.max_pending,
+        "max_seconds": jobs.max_seconds, "small_pixels": jobs.small_pixels, "queued": jobs.pending,
+        "lanes": jobs.lanes(), "cached_styles": service.cached_styles, "example": ctx.example is not None})
+
+
+async def _read_form(request: Request) -> dict:
+    """The multipart fields, parsed in memory (raises TooLarge past the limit, FormError if malformed)."""
+    body = await request.body()
+    return parse_multipart(body, request.headers.get("content-type", ""))
+
+
+async def stylize(request: Request) -> Response:
+    ctx, t0 = _ctx(request), time.perf_counter()
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return ctx.log.refuse(request.scope, 415, "send a multipart/form-data body, e.g. curl -F content=@photo.jpg "
+                                                  "-F style=builtin:irises")
+    try:
+        fields = await _read_form(request)
+    except TooLarge:
+        return ctx.log.too_large(request.scope, ctx.max_upload)
+    except FormError as e:
+        return ctx.log.refuse(request.scope, 400, f"bad multipart form: {e}")
+    job = None
+    try:
+        req = parse_request(fields)
+        del fields
+        job = ctx.jobs.job(await run_in_threadpool(ctx.service.pixels, req), req.job_id)
+        future = ctx.jobs.submit(ctx.service.run, req, job, job=job)
+        del req  # the job holds the upload until it ends (or leaves the queue, cancelled)
+        timed = await wait_for_job(request, job, future)
+    except Busy as e:
+        return ctx.log.refuse(request.scope, 503, str(e), **{"Retry-After": "2"})
+    except Conflict as e:
+        return ctx.log.refuse(request.scope, 409, str(e))
+    except Cancelled:
+        return cancelled_reply(ctx, request, job, time.perf_counter() - t0)
+    except DinstyleError as e:
+        return ctx.log.refuse(request.scope, 400, str(e))
+    except Exception as e:  # noqa: BLE001 -- out of memory, or a bug: a JSON answer and the server goes on
+        return _failure(ctx, request, e)
+    if job.reason in (GONE, CANCELLED):  # cancelled during a stage without check points (encoding): as cancelled
+        return cancelled_reply(ctx, request, job, time.perf_counter() - t0)
+    res = timed.value
+    ctx.log.line(request.scope, 200, f"{res.size[0]}x{res.size[1]} {res.media_type} {time.perf_counter() - t0:.2f} s "
+                                     f"(queued {timed.waited:.2f} s, {job.lane} lane, style cache {res.cache})")
+    return Response(res.data, media_type=res.media_type, headers=_result_headers(res, timed, job))
+
+
+def _failure(ctx: Context, request: Request, e: Exception) -> Response:
+    """Out of memory (503: the server goes on), or a bug (500, its traceback in the log only)."""
+    import torch
+
+    if isinstance(e, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return ctx.log.refuse(request.scope, 503, OOM)
+    traceback.print_exception(e, file=sys.stderr)
+    first = (str(e).splitlines() or [""])[0][:160]
+    return ctx.log.refuse(request.scope, 500, f"internal error: {type(e).__name__}: {first}")
+
+
+def _result_headers(res, timed, job) -> dict[str, str]:
+    headers = {
+        "X-Dinstyle-Job": job.id,
+        "X-Dinstyle-Lane": job.lane,
+        "Content-Disposition": f'inline; filename="{res.filename}"',
+        "Server-Timing": f"queue;dur={timed.waited * 1000:.1f}, stylize;dur={timed.ran * 1000:.1f}",
+        "X-Dinstyle-Style-Cache": res.cache,
+        "X-Dinstyle-Size": f"{res.size[0]}x{res.size[1]}",
+        "Cache-Control": "no-store",
+    }
+    if res.warnings:
+        text = " | ".join(res.warnings)
+        headers["X-Dinstyle-Warning"] = text.encode("ascii", "replace").decode("ascii")[:1000]
+    return headers
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    message = {404: f"no such page: {request.url.path[:80]}",
+               405: f"{request.method} is not allowed on {request.url.path[:80]}"}.get(exc.status_code, exc.detail)
+    return _ctx(request).log.refuse(request.scope, exc.status_code, message, **(exc.headers or {}))
+
+
+async def body_too_large(request: Request, exc: TooLarge) -> Response:
+    return _ctx(request).log.too_large(request.scope, _ctx(request).max_upload)
+
+
+async def bug(request: Request, exc: Exception) -> Response:
+    traceback.print_exception(exc, file=sys.stderr)
+    return _ctx(request).log.refuse(request.scope, 500, f"internal error: {type(exc).__name__}")
+
+
+ROUTES = [Route("/", index), *(Route(f"/{name}", script) for name in SCRIPTS), Route("/api/styles", styles), Route("/api/styles/{name}", thumbnail),
+          Route("/api/info", info), Route("/api/example", example_route),
+          Route("/api/stylize", stylize, methods=["POST"]),
+          Route("/api/jobs/{id}", job_route, methods=["GET", "DELETE"])]
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("dinstyle.serve").joinpath(name).read_bytes()
 
 
 def create_app(stylizer, *, max_upload: int = DEFAULT_MAX_UPLOAD, max_pixels: int | None = None,
-               max_queue: int = 8, loopback_only: bool = True, load_warnings: list[str] | None = None,
-               quiet: bool = True):
-    """The ASGI application around a loaded Stylizer (the model is loaded once, by the caller)."""
-    service = StyleService(stylizer, max_pixels)
-    jobs = JobQueue(max_queue)
-    page = resources.files("dinstyle.serve").joinpath("page.html").read_bytes()
-    example = example_photo()
-
-    def log(line: str) -> None:
-        if not quiet:
-            print(f"dinstyle: {line}", file=sys.stderr, flush=True)
-
-    async def index(request: Request) -> Response:
-        return Response(page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
-
-    async def styles(request: Request) -> Response:
-        return JSONResponse({"styles": [
-            {"name": s.name, "style": f"builtin:{s.name}", "title": s.title, "artist": s.artist, "year": s.year,
-             "source": s.url, "licence": LICENCE, "thumbnail": f"/api/styles/{s.name}"} for s in STYLES.values()]})
-
-    async def thumbnail(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in STYLES:
-            return error(404, f"no built-in style {name[:60]!r} (GET /api/styles lists them)")
-        return FileResponse(builtin_style(name).path, media_type="image/jpeg",
-                            headers={"Cache-Control": "max-age=86400"})
-
-    async def example_route(request: Request) -> Response:
-        if example is None:
-            return error(404, "no example photo in this installation")
-        return FileResponse(example, media_type="image/jpeg")
-
-    async def info(request: Request) -> Response:
-        return JSONResponse({
-            "version": __version__, "model": stylizer.model_id, "device": str(stylizer.device),
-            "dtype": str(stylizer.dtype).replace("torch.", ""), "warnings": load_warnings or [],
-            "default_style_size": service.default_style_size, "max_style_size": MAX_STYLE_SIZE,
-            "stroke_control": stylizer.model.stroke_control,
-            "max_styles": MAX_STYLES, "formats": sorted(FORMATS), "max_upload_bytes": max_upload,
-            "max_pixels": service.max_pixels, "max_queue": jobs.max_pending, "queued": jobs.pending,
-            "cached_styles": service.cached_styles, "example": example is not None})
-
-    async def stylize(request: Request) -> Response:
-        t0 = time.perf_counter()
-        ctype = request.headers.get("content-type", "")
-        if not ctype.lower().startswith("multipart/form-data"):
-            return error(415, "send a multipart/form-data body, e.g. curl -F content=@photo.jpg "
-                              "-F style=builtin:irises")
-        try:
-            async with request.form(max_files=MAX_STYLES + 1, max_fields=32, max_part_size=64 * 1024) as form:
-                fields: dict[str, list] = {}
-                for key, value in form.multi_items():
-                    if isinstance(value, UploadFile):
-                        value = Upload(value.filename or "", await value.read())
-                    fields.setdefault(key, []).append(value)
-        except TooLarge:
-            return too_large(max_upload)
-        except HTTPException as e:  # Starlette's multipart refusals (too many files/fields, a field too long)
-            return error(400, f"bad multipart form: {e.detail}")
-        except Exception as e:  # a malformed body
-            return error(400, f"bad multipart form ({(str(e).splitlines() or [type(e).__name__])[0][:120]})")
-        try:
-            req = parse_request(fields)
-            future = jobs.submit(service.run, req)
-            del fields
-            timed = await asyncio.wrap_future(future)
-        except Busy as e:
-            log(f"POST /api/stylize 503 {e}")
-            return error(503, str(e), **{"Retry-After": "2"})
-        except DinstyleError as e:
-            log(f"POST /api/stylize 400 {e}")
-            return error(400, str(e))
-        except MemoryError:
-            log("POST /api/stylize 503 out of memory")
-            return error(503, "out of memory; try a smaller max_size")
-        except Exception as e:
-            if _is_oom(e):
-                log("POST /api/stylize 503 out of memory")
-                return error(503, "out of memory; try a smaller max_size")
-            traceback.print_exc(file=sys.stderr)  # for the server's log only
-            first = (str(e).splitlines() or [""])[0][:160]
-            return error(500, f"internal error: {type(e).__name__}: {first}")
-        res = timed.value
-        headers = {
-            "Content-Disposition": f'inline; filename="{res.filename}"',
-            "Server-Timing": f"queue;dur={timed.waited * 1000:.1f}, stylize;dur={timed.ran * 1000:.1f}",
-            "X-Dinstyle-Style-Cache": res.cache,
-            "X-Dinstyle-Size": f"{res.size[0]}x{res.size[1]}",
-            "Cache-Control": "no-store",
-        }
-        if res.warnings:
-            text = " | ".join(res.warnings)
-            headers["X-Dinstyle-Warning"] = text.encode("ascii", "replace").decode("ascii")[:1000]
-        log(f"POST /api/stylize 200 {res.size[0]}x{res.size[1]} {res.media_type} "
-            f"{time.perf_counter() - t0:.2f} s (queued {timed.waited:.2f} s, style cache {res.cache})")
-        return Response(res.data, media_type=res.media_type, headers=headers)
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        message = {404: f"no such page: {request.url.path[:80]}",
-                   405: f"{request.method} is not allowed on {request.url.path[:80]}"}.get(exc.status_code, exc.detail)
-        return error(exc.status_code, message, **(exc.headers or {}))
-
-    async def body_too_large(request: Request, exc: TooLarge) -> Response:
-        return too_large(max_upload)
-
-    async def bug(request: Request, exc: Exception) -> Response:
-        traceback.print_exception(exc, file=sys.stderr)
-        return error(500, f"internal error: {type(exc).__name__}")
+               max_queue: int = 8, loopback_only: bool = True, host_names: Iterable[str] = (),
+               load_warnings: list[str] | None = None, quiet: bool = True, max_seconds: float | None = 300.0,
+               small_pixels: int = SMALL_PIXELS, jobs: JobQueue | None = None):
+    """The ASGI application around a loaded Stylizer (the model is loaded once, by the caller).
+    ``loopback_only`` (from :func:`dinstyle.serve.bound_to_loopback`) turns on the Host/Origin checks;
+    ``host_names``: names a request's Host may give besides localhost and loopback addresses.
+    ``max_queue`` (per lane), ``small_pixels`` and ``max_seconds`` (None: no limit) make the job queue
+    (``jobs``), unless one is given."""
+    jobs = jobs or JobQueue(max_queue, small_pixels, max_seconds)
+    ctx = Context(stylizer=stylizer, service=StyleService(stylizer, max_pixels), jobs=jobs,
+                  log=RequestLog(quiet), max_upload=max_upload, load_warnings=list(load_warnings or []),
+                  page=_asset("page.html"), scripts={name: _asset(name) for name in SCRIPTS}, example=example_photo())
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        jobs.close()
+        ctx.jobs.close()
 
-    app = Starlette(
-        routes=[Route("/", index), Route("/api/styles", styles), Route("/api/styles/{name}", thumbnail),
-                Route("/api/info", info), Route("/api/example", example_route),
-                Route("/api/stylize", stylize, methods=["POST"])],
-        exception_handlers={HTTPException: http_error, TooLarge: body_too_large, Exception: bug},
-        lifespan=lifespan)
-    app.state.service, app.state.jobs = service, jobs
-    return Guard(app, max_upload, loopback_only)
-
-
-def _is_oom(e: BaseException) -> bool:
-    import torch
-
-    return isinstance(e, getattr(torch, "OutOfMemoryError", MemoryError))
+    app = Starlette(routes=ROUTES, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, TooLarge: body_too_large, Exception: bug})
+    app.state.ctx = ctx
+    app.state.service, app.state.jobs = ctx.service, ctx.jobs
+    return Guard(app, max_upload, loopback_only, ctx.log, host_names)
 
 
 def serve(app, sock) -> None:
@@ -263,4 +251,3 @@ def serve(app, sock) -> None:
     config = uvicorn.Config(app, http="h11", ws="none", lifespan="on", log_level="warning",
                             access_log=False, server_header=False, timeout_graceful_shutdown=3)
     uvicorn.Server(config).run(sockets=[sock])
-

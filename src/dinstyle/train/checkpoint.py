@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import DinstyleError
+from ..errors import DinstyleError, first_line
 from ..io.atomic import atomic_write
 from ..models import StyleTransferNet
 from ..models.registry import load_weights, read_model_file
@@ -70,13 +71,37 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     return path
 
 
+# What a run writes before its first checkpoint (the teacher recipe too). A run that stopped before one
+# (a content folder of corrupt images fails at the first batch) leaves only these: nothing to resume, so a new
+# run may reuse the folder (``never_checkpointed``) instead of leaving one that can be neither reused nor resumed.
+EARLY_FILES = {"config.toml", "log.jsonl", "loss.png", "skipped_files.txt"}
+EARLY_DIRS = {"samples": ".png", CHECKPOINT_DIR: None}  # folder -> the files it may hold (None: none)
+
+
+def never_checkpointed(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run that stopped before its first checkpoint: a config.toml, no
+    checkpoint.pt, and nothing but what a run writes before one (no weights, nothing of the user's)."""
+    if not (run_dir / "config.toml").is_file() or (run_dir / CHECKPOINT).exists():
+        return False
+    for p in run_dir.iterdir():
+        if p.name.startswith(".") or (p.name in EARLY_FILES and p.is_file()):
+            continue
+        if p.name not in EARLY_DIRS or not p.is_dir() or p.is_symlink():
+            return False
+        suffix = EARLY_DIRS[p.name]
+        if any(suffix is None or f.suffix != suffix or not f.is_file() for f in p.iterdir()):
+            return False
+    return True
+
+
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """A new run (not ``resume``) goes into a folder that does not exist or is empty (hidden files aside):
+    """A new run (not ``resume``) goes into a folder that does not exist, is empty (hidden files aside) or
+    holds a run that never wrote a checkpoint (``never_checkpointed``; ``clear_unstarted`` empties it):
     training writes model.safetensors, log.jsonl, loss.png, samples/ and checkpoints/ there, replacing and
     pruning what it finds, so a folder holding anything else (or another run) is refused."""
     if run_dir.exists() and not run_dir.is_dir():
         raise DinstyleError(f"{run_dir}: exists and is not a folder")
-    if resume or not run_dir.is_dir():
+    if resume or not run_dir.is_dir() or never_checkpointed(run_dir):
         return
     if (run_dir / CHECKPOINT).exists() or (run_dir / "config.toml").exists():
         raise DinstyleError(f"{run_dir}: already holds a run; continue it with --resume or choose another --run")
@@ -87,6 +112,18 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
                             "empty folder for --run (training replaces and deletes files in it)")
 
 
+def clear_unstarted(run_dir: Path) -> None:
+    """Remove what a run that never wrote a checkpoint left in ``run_dir`` (the main process, before a new
+    run writes there): its log and samples would otherwise mix with the new run's."""
+    if not (run_dir.is_dir() and never_checkpointed(run_dir)):
+        return
+    for p in run_dir.iterdir():
+        if p.name in EARLY_DIRS:
+            shutil.rmtree(p)
+        elif p.name in EARLY_FILES:
+            p.unlink()
+
+
 # what a resumed run reads from checkpoint.pt (Learner.state_dict adds 'optimizer' and 'scheduler')
 REQUIRED = {"step": int, "sample_position": int, "model_file": str, "optimizer": dict, "scheduler": dict, "rng": dict}
 
@@ -95,11 +132,14 @@ def load_checkpoint(run_dir: Path) -> dict:
     """The training state of a run; one-line errors for a missing, unreadable or incomplete checkpoint."""
     path = run_dir / CHECKPOINT
     if not path.is_file():
+        if never_checkpointed(run_dir):
+            raise DinstyleError(f"{run_dir}: this run stopped before its first checkpoint, so there is nothing to "
+                                "resume; start it again without --resume (the folder is reused)")
         raise DinstyleError(f"{run_dir}: no {CHECKPOINT} to resume from (was a checkpoint written?)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad files
-        raise DinstyleError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0][:200]})") from None
+        raise DinstyleError(f"{path}: unreadable checkpoint ({first_line(e)})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise DinstyleError(f"{path}: not a dinstyle training checkpoint")
     missing = [k for k, kind in REQUIRED.items() if not isinstance(state.get(k), kind) or isinstance(state.get(k), bool)]
@@ -121,8 +161,8 @@ def restore(state: dict, run_dir: Path, model: StyleTransferNet, learner) -> tup
         skipped = dict(state.get("skipped_files", {}))
         return int(state["step"]), int(state["sample_position"]), int(state.get("bad_steps", 0)), skipped
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
-        msg = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise DinstyleError(f"{run_dir / CHECKPOINT}: does not fit this run ({type(e).__name__}: {msg})") from None
+        raise DinstyleError(f"{run_dir / CHECKPOINT}: does not fit this run "
+                            f"({type(e).__name__}: {first_line(e, 160)})") from None
 
 
 def load_trainable(model: StyleTransferNet, path: str | Path) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from ..errors import DinstyleError
-from ..io.imagefiles import open_lazy
+from ..io.imagefiles import PixelLimitError, open_lazy
 from ..io.images import image_extensions, to_srgb
 
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
@@ -50,7 +50,9 @@ def open_image(path: str | os.PathLike, max_pixels: int) -> Image.Image:
     """Open lazily (header only; only the formats ``imagefiles`` allows), enforcing the pixel guard; raises
     BadImage."""
     try:
-        im = open_lazy(path)  # no process-wide warning filter or bomb limit touched (data loader threads)
+        im = open_lazy(path, max_pixels)  # no process-wide warning filter or bomb limit touched (loader threads)
+    except PixelLimitError as e:  # checked before decoding, also what a plugin decodes while opening (ICO)
+        raise BadImage("huge", str(e)) from None
     except Exception as e:  # Pillow raises many types for broken files
         raise BadImage("unreadable", f"{path}: cannot read image ({type(e).__name__}: {e})") from None
     w, h = im.size

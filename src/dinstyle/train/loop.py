@@ -117,9 +117,11 @@ class _Run:
             ckpt.load_trainable(self.learner.model, cfg.init)
         self.skipped = SkippedFiles(skipped)
         if self.info.main:
-            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             if self.resume:
                 ckpt.truncate_log(self.run_dir / "log.jsonl", self.step)
+            else:  # what a run that stopped before its first checkpoint left (``check_run_dir`` let it be reused)
+                ckpt.clear_unstarted(self.run_dir)
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             atomic_write(self.run_dir / "config.toml", lambda tmp: tmp.write_text(to_toml(cfg), encoding="utf-8"))
         barrier()
 

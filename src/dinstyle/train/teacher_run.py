@@ -26,7 +26,7 @@ import torch
 
 from ..backbones import Backbone
 from ..backbones.vgg import pretrained_vgg19
-from ..errors import DinstyleError, UsageError
+from ..errors import DinstyleError, UsageError, first_line
 from ..io.atomic import atomic_write
 from ..io.holdout import split_files
 from ..models import create_model, save_model
@@ -85,7 +85,7 @@ class TeacherRun:
             except (KeyError, TypeError, ValueError, RuntimeError) as e:
                 if not self.resume:
                     raise
-                raise DinstyleError(f"{weights}: not usable to resume from ({e})") from None
+                raise DinstyleError(f"{weights}: not usable to resume from ({first_line(e)})") from None
         return model
 
     def setup(self) -> None:
@@ -160,8 +160,8 @@ class TeacherRun:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise DinstyleError(f"{path}: no checkpoint to resume") from None
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise DinstyleError(f"{path}: not a usable checkpoint ({e})") from None
+        except Exception as e:  # an empty or damaged file: EOFError, UnpicklingError, ... (one line each)
+            raise DinstyleError(f"{path}: not a usable checkpoint ({first_line(e)})") from None
         version = state.get("version") if isinstance(state, dict) else None
         if version != CHECKPOINT_VERSION:
             raise DinstyleError(f"{path}: unknown checkpoint version {version!r}")
@@ -177,7 +177,7 @@ class TeacherRun:
             self.rng.setstate(_tuplify(state["python_rng"]))
             torch.set_rng_state(state["torch_rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise DinstyleError(f"{self.run_dir / CHECKPOINT}: not a usable checkpoint ({e})") from None
+            raise DinstyleError(f"{self.run_dir / CHECKPOINT}: not a usable checkpoint ({first_line(e)})") from None
         truncate_log(self.run_dir / "log.jsonl", self.step)
 
     def _info(self) -> dict:

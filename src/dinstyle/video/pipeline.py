@@ -25,13 +25,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DinstyleError, UsageError
+from ..errors import DinstyleError, UsageError, first_line
 from ..io.atomic import atomic_path
 from ..io.imagefiles import DEFAULT_MAX_PIXELS
 from ..models.base import StyleTransferNet
 from ..models.stylecode import StyleCode
-from ..runtime.controls import check_stroke_size, preserve_color
-from ..runtime.runner import DEFAULT_MAX_PIXELS_UNTILED, run_model
+from ..runtime.controls import preserve_color
+from ..runtime.request import RunRequest, StyleOptions
+from ..runtime.runner import run_model
+from ..runtime.scale import reference_size, scale_for
 from .temporal import CUT_THRESHOLD, TemporalSmoother
 
 Frame = Union[np.ndarray, Image.Image, torch.Tensor]
@@ -73,23 +75,16 @@ def _tensor_to_frame(y: torch.Tensor, u8: np.ndarray | None, like: Frame) -> Fra
 
 
 class FrameStylizer:
-    """Stylizes batches of consecutive frames with one style code, carrying the temporal state."""
+    """Stylizes batches of consecutive frames with one style code and one ``StyleOptions``, carrying the
+    temporal state. Each batch becomes a ``RunRequest``: the same stroke scale for every frame of one size."""
 
-    def __init__(self, model: StyleTransferNet, code: StyleCode, alpha: float = 1.0, temporal: float = 0.0,
-                 cut_threshold: float = CUT_THRESHOLD, preserve_color: bool = False, stroke_size: float = 1.0,
-                 max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED, *, device: torch.device | None = None,
-                 dtype: torch.dtype | None = None, restore: bool = True):
-        if not 0.0 <= alpha <= 1.0:
-            raise UsageError(f"alpha must be in [0, 1], got {alpha}")
-        if not 0.0 <= temporal <= 1.0:
-            raise UsageError(f"temporal must be in [0, 1], got {temporal}")
+    def __init__(self, model: StyleTransferNet, code: StyleCode, options: StyleOptions | None = None,
+                 temporal: float = 0.0, cut_threshold: float = CUT_THRESHOLD, *, device: torch.device | None = None,
+                 dtype: torch.dtype | None = None):
         param = next(model.parameters())
-        self.model, self.alpha, self.restore = model, alpha, restore
+        self.model, self.options = model, options or StyleOptions()
         self.device, self.dtype = device or param.device, dtype or param.dtype  # the model's: float16 on CUDA by default
         self.code = code.to(self.device, self.dtype)
-        self.preserve_color = preserve_color
-        self.stroke = check_stroke_size(stroke_size)  # 1.0 = as trained (the deformable layer skips the scaling)
-        self.max_pixels_untiled = max_pixels_untiled
         self.smoother = TemporalSmoother(temporal, cut_threshold)
 
     @torch.inference_mode()
@@ -101,10 +96,12 @@ class FrameStylizer:
         if self.smoother.active:
             self.smoother.begin(x)
             smooth = self.smoother.smooth
-        y = run_model(self.model, x, [self.code], alpha=self.alpha, stroke=self.stroke,
-                      max_pixels_untiled=self.max_pixels_untiled, smooth=smooth, restore=self.restore)
-        y = y.clamp(0, 1)
-        if self.preserve_color:
+        o = self.options
+        request = RunRequest([self.code], alpha=o.alpha, restore=o.restore, tile=o.tile,
+                             scale=scale_for(*x.shape[-2:], o.stroke_size, reference_size(self.model)),
+                             max_pixels_untiled=o.max_pixels_untiled, smooth=smooth, cancel=o.cancel)
+        y = run_model(self.model, x, request).clamp(0, 1)
+        if o.preserve_color:
             y = preserve_color(y, x)
         return self.smoother.blend(x, y)
 
@@ -170,7 +167,7 @@ def transcode(in_path: str | os.PathLike, out_path: str | os.PathLike, begin: Ca
     import av
     from tqdm import tqdm
 
-    from ..io.videofiles import check_paths, needs_even_size, sigterm_as_interrupt
+    from ..io.videofiles import check_paths, needs_even_size
 
     in_path, out_path = Path(in_path), Path(out_path)
     output_size(16, 16, size, max_size)  # usage errors before any work
@@ -179,16 +176,15 @@ def transcode(in_path: str | os.PathLike, out_path: str | os.PathLike, begin: Ca
     reader, tmp = _open_files(in_path, out_path, start, duration, max_pixels)
     job = _Transcode(reader, tmp, out_path, size, max_size, even)
     try:
-        with sigterm_as_interrupt(), tqdm(total=reader.expected_frames(), unit="frame", disable=not progress,
-                                           dynamic_ncols=True, desc=out_path.name, leave=False) as bar:
+        with tqdm(total=reader.expected_frames(), unit="frame", disable=not progress, dynamic_ncols=True,
+                  desc=out_path.name, leave=False) as bar:
             stylize = begin()
             n, elapsed = job.write_all(stylize, bar)
             os.replace(tmp, out_path)
     except BaseException as e:
         job.abort()
         if isinstance(e, (OSError, av.FFmpegError)):  # disk full, encoder refused...: one line, no traceback
-            msg = str(e).splitlines()[0] if str(e) else repr(e)
-            raise DinstyleError(f"{out_path}: cannot write video ({msg})") from None
+            raise DinstyleError(f"{out_path}: cannot write video ({first_line(e)})") from None
         raise
     finally:
         reader.close()

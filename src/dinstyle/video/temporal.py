@@ -18,17 +18,42 @@ Everything resets at scene cuts (thumbnail difference above ``cut_threshold``): 
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UsageError
 from ..layers.din import EPS, instance_stats
 
 STATS_MOMENTUM = 0.9  # EMA factor of the DIN statistics at strength 1
 CHANGE_SCALE = 0.08  # input change (in [0,1] units) at which blending with the previous output stops
 CUT_THRESHOLD = 0.1  # mean abs difference of 32x32 thumbnails that marks a scene cut
+
+
+def check_temporal(temporal: float) -> float:
+    """The one rule for ``temporal`` (API and CLI): a number from 0 to 1."""
+    try:
+        ok = math.isfinite(temporal) and 0.0 <= temporal <= 1.0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise UsageError(f"temporal must be a number from 0 to 1, got {temporal}")
+    return float(temporal)
+
+
+def check_cut_threshold(threshold: float) -> float:
+    """The one rule for the scene-cut threshold: a mean absolute difference of [0, 1] images, so 0 to 1
+    (0 = every frame is a cut, 1 = never)."""
+    try:
+        ok = math.isfinite(threshold) and 0.0 <= threshold <= 1.0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise UsageError(f"cut threshold must be a number from 0 to 1, got {threshold}")
+    return float(threshold)
 STILL_THRESHOLD = 0.5 / 255  # ... and below which the frame has not changed (codec noise averages out)
 THUMB = 32
 MOTION_SIZE = 512  # global motion is estimated on frames shrunk to at most this long side
@@ -60,9 +85,8 @@ class TemporalSmoother:
     """
 
     def __init__(self, strength: float = 0.0, cut_threshold: float = CUT_THRESHOLD):
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"temporal strength must be in [0, 1], got {strength}")
-        self.strength = strength
+        self.strength = strength = check_temporal(strength)
+        check_cut_threshold(cut_threshold)
         self.momentum = STATS_MOMENTUM * strength
         self.cut_threshold = cut_threshold
         self.diffs = SceneCutDetector()
