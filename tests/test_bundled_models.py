@@ -18,7 +18,7 @@ def _photo() -> torch.Tensor:
     return (img * (1 - disc) + disc * 0.95)[None]
 
 
-@pytest.mark.parametrize("name", ["din-magenta", "din-fast"])
+@pytest.mark.parametrize("name", ["din-magenta", "din-mobilenet", "din-fast"])
 def test_bundled_models_alpha_stays_between_the_photo_and_the_style(name):
     st = Stylizer.from_pretrained(name, device="cpu")
     assert st.model.alpha_mode == "content"  # what the shipped files say
