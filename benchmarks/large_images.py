@@ -22,7 +22,7 @@ def measure(size: int, model: str, tile: int | None, untiled: bool) -> dict:
     import torch
 
     from dinstyle import Stylizer
-    from dinstyle.runtime.runner import DEFAULT_MAX_PIXELS_UNTILED
+    from dinstyle.runtime.request import DEFAULT_MAX_PIXELS_UNTILED
     from dinstyle.runtime.tiling import tile_for_budget
 
     warnings.simplefilter("ignore")

@@ -85,7 +85,7 @@ def test_batch_with_bad_inputs_finishes_the_good_ones(files, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,words", [
     (["--style-weights", "a,b"], "comma-separated numbers"), (["--style-weights", "1,2"], "2 weights for 1"),
-    (["--style-weights", "0"], "not all zero"), (["--alpha", "2"], "alpha must be a number from 0 to 1"), (["--stroke-size", "0"], "positive"),
+    (["--style-weights", "0"], "not all zero"), (["--alpha", "2"], "alpha must be a number from 0 to 1"), (["--stroke-size", "0"], "stroke size must be a number from 0.25 to 4"),
     (["--tile", "8"], "tile must be an integer >= 32"), (["--stroke-map", ""], "stroke map"),
     (["--style", "nope.jpg"], "nope.jpg: no such file"), (["--style", "builtin:nope"], "no such built-in"),
     (["--mask", "nomask.png"], "nomask.png: no such file"), (["--bogus"], "unrecognized"),

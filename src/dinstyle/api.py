@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .defaults import DEFAULT_STYLE_SIZE, model_style_size
+from .defaults import DEFAULT_STYLE_SIZE, model_reference_size, model_style_size, scale_for
 from .errors import DinstyleError, UsageError, first_line
 from .io.images import DEFAULT_MAX_PIXELS
 from .io.tensorfiles import WeightsError
@@ -27,7 +27,6 @@ from .runtime.controls import auto_stroke_map, gray_map, region_masks, resize_lo
 from .runtime.devices import check_half, pick_device
 from .runtime.request import RunRequest, StyleOptions
 from .runtime.runner import run_model
-from .runtime.scale import reference_size, scale_for
 from .runtime.sources import (CODE, CODE_FILE, IMAGE, ImageLike, StyleLike, StyleSource, check_resizable,
                               content_tensor, like_input, style_source)
 from .version import __version__
@@ -205,7 +204,7 @@ class Stylizer:
 
     def reference_size(self) -> int:
         """The long side (px) of the photos whose look stroke size 1 keeps at any size (``runtime.scale``)."""
-        return reference_size(self.model)
+        return model_reference_size(self.model)
 
     def request(self, x: torch.Tensor, styles: Sequence[StyleLike], opts: StyleOptions) -> RunRequest:
         """The ``RunRequest`` for content ``x`` ((B, 3, H, W)): the codes, the region masks and stroke map read

@@ -35,12 +35,26 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, round(height / scale)), max(1, round(width / scale))
 
 
-def check_alpha(alpha) -> float:
-    """The one rule for alpha (``StyleOptions``, ``RunRequest`` and ``dinstyle.lite`` all come through here)."""
+STROKE_SIZES = (0.25, 4.0)  # 1/4..4: the network then runs at 4x to 1/4 of the reference size
+
+
+def check_range(value, low: float, high: float, what: str) -> float:
+    """The one check of a bounded control: a finite number from ``low`` to ``high`` (nan and text refused),
+    one line naming it. Alpha, stroke size, temporal strength and the scene-cut threshold all use it."""
     try:
-        ok = math.isfinite(alpha) and 0.0 <= alpha <= 1.0
+        ok = math.isfinite(value) and low <= value <= high
     except TypeError:
         ok = False
     if not ok:
-        raise UsageError(f"alpha must be a number from 0 to 1, got {alpha}")
-    return float(alpha)
+        raise UsageError(f"{what} must be a number from {low:g} to {high:g}, got {value}")
+    return float(value)
+
+
+def check_alpha(alpha) -> float:
+    """Alpha's rule (``StyleOptions``, ``RunRequest`` and ``dinstyle.lite``)."""
+    return check_range(alpha, 0.0, 1.0, "alpha")
+
+
+def check_stroke_size(value, what: str = "stroke size") -> float:
+    """The stroke size's rule (API, CLI, video and ``dinstyle.lite``)."""
+    return check_range(value, *STROKE_SIZES, what)

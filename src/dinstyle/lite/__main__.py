@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..defaults import check_alpha
+from ..defaults import check_alpha, check_stroke_size
 from ..errors import DinstyleError, UsageError
 
 PROG = "python -m dinstyle.lite"
@@ -99,8 +99,7 @@ def _stylize_one(model, code, content: Path, out: Path, args) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_alpha(args.alpha)
-    if not 0.25 <= args.stroke_size <= 4.0:  # also refuses nan (the rule of dinstyle's controls.STROKE_SIZES)
-        raise UsageError(f"--stroke-size must be a positive number from 0.25 to 4, got {args.stroke_size}")
+    check_stroke_size(args.stroke_size)  # before the model loads
     if args.threads is not None and args.threads < 1:
         raise UsageError("--threads must be at least 1")
     if not Path(args.style).exists():

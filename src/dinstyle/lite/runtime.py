@@ -8,7 +8,7 @@ from typing import Mapping, Union
 
 import numpy as np
 
-from ..defaults import REFERENCE_SIZE, check_alpha, scale_for, scaled_size
+from ..defaults import REFERENCE_SIZE, check_alpha, check_stroke_size, scale_for, scaled_size
 from ..errors import DinstyleError, first_line
 from .codefile import check_finite, read_style_code
 from .images import load_rgb, resize_bicubic, resize_long_side
@@ -144,8 +144,7 @@ class LiteModel:
         ``stroke_size`` as dinstyle's: the graph runs on the photo resized by stroke size x (its size / the
         model's reference size), brought back with the photo's own luminance detail (``defaults.scale_for``)."""
         alpha = check_alpha(alpha)
-        if not (np.isfinite(stroke_size) and 0.25 <= stroke_size <= 4.0):
-            raise DinstyleError(f"stroke size must be a positive number from 0.25 to 4, got {stroke_size}")
+        stroke_size = check_stroke_size(stroke_size)
         image = load_rgb(content) if isinstance(content, (str, os.PathLike)) else np.asarray(content, np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
             raise DinstyleError(f"content must be an HxWx3 image, got shape {image.shape}")

@@ -11,12 +11,11 @@ Conventions (also in docs/USAGE.md):
   or at least its aspect ratio (it is resized with nearest neighbour). Save masks as PNG: JPEG noise
   adds values.
 * stroke map: a grayscale image, black = small strokes, white = large; resized (bilinear) to the
-  content. Per pixel the stroke multiplier is ``0.5 * 4 ** v`` (v in [0, 1]): 0.5 at black, 1 at
-  mid-gray, 2 at white.
+  content. Per pixel, weights ``1 - v`` and ``v`` mix a pass at stroke size ``SMALL x S`` with one at
+  ``LARGE x S`` (``runtime.runner``); ``auto_stroke_map`` reads one from the content.
 """
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -24,26 +23,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import DinstyleError, UsageError
+from ..errors import DinstyleError
 from ..io.images import decode_image
 from ..layers.filters import gaussian_blur, gradient_magnitude
 
-SMALL, LARGE = 0.5, 2.0  # stroke factors mixed by a stroke map
-# --stroke-size S encodes the style at style_size / S (a stroke map: / 0.5S and / 2S): 1/4..4 keeps that
-# within 64..4096 px at the default 512, where the encoder has something to see and memory stays bounded.
-STROKE_SIZES = (0.25, 4.0)
-
-
-def check_stroke_size(value: float, what: str = "--stroke-size") -> float:
-    """The one rule for a stroke size (CLI, API and video): a finite number in ``STROKE_SIZES``."""
-    lo, hi = STROKE_SIZES
-    try:
-        ok = math.isfinite(value) and lo <= value <= hi
-    except TypeError:
-        ok = False
-    if not ok:
-        raise UsageError(f"{what} must be a positive number from {lo:g} to {hi:g}, got {value}")
-    return float(value)
+SMALL, LARGE = 0.5, 2.0  # the stroke sizes (times --stroke-size) a stroke map mixes, black to white
 
 
 def resize_long_side(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -122,11 +106,6 @@ def gray_map(src, hw: tuple[int, int], label: str = "map", max_pixels: int | Non
         scale = 1.0 if top <= 1.0 else 255.0
     t = torch.from_numpy((raw.astype(np.float64) / scale).astype(np.float32)).clamp(0, 1)[None, None]
     return t if t.shape[-2:] == hw else F.interpolate(t, size=hw, mode="bilinear", align_corners=False)
-
-
-def stroke_multiplier(v: torch.Tensor) -> torch.Tensor:
-    """Map value in [0, 1] -> stroke multiplier SMALL..LARGE, geometric (mid-gray = 1)."""
-    return SMALL * (LARGE / SMALL) ** v
 
 
 def auto_stroke_map(content: torch.Tensor, work_size: int = 256, sigma: float = 4.0) -> torch.Tensor:

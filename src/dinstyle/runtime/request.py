@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
-from ..defaults import check_alpha
+from ..defaults import check_alpha, check_stroke_size
 from ..errors import Cancelled, UsageError
 from ..io.images import DEFAULT_MAX_PIXELS
 from ..models.stylecode import StyleCode
@@ -119,10 +119,8 @@ class StyleOptions:
     cancel: Optional[Callable[[], bool]] = field(default=None, compare=False)
 
     def __post_init__(self):
-        from .controls import check_stroke_size
-
         object.__setattr__(self, "alpha", check_alpha(self.alpha))
-        object.__setattr__(self, "stroke_size", check_stroke_size(self.stroke_size, "stroke size"))
+        object.__setattr__(self, "stroke_size", check_stroke_size(self.stroke_size))
         if self.style_weights is not None:
             if self.mask is not None:
                 raise UsageError("style weights and a mask exclude each other")

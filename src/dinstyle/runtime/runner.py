@@ -18,7 +18,7 @@ from ..errors import DinstyleError
 from ..layers.din import instance_stats
 from ..models.base import StyleTransferNet
 from .controls import LARGE, SMALL
-from .request import DEFAULT_MAX_PIXELS_UNTILED, MIN_TILE, RunRequest, Smooth, split_progress  # noqa: F401
+from .request import MIN_TILE, RunRequest, Smooth, split_progress
 from .scale import run_scaled
 from .tiling import stylize_tiled, tile_for_budget
 

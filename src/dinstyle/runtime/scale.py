@@ -26,8 +26,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..defaults import REFERENCE_SIZE, scale_for, scaled_size  # noqa: F401  (the rule, shared with dinstyle.lite)
-from ..defaults import model_reference_size as reference_size  # noqa: F401
+from ..defaults import scaled_size  # the rule (``scale_for``) lives there too, shared with dinstyle.lite
 
 LUMA = (0.299, 0.587, 0.114)
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..defaults import model_reference_size, scale_for
 from ..errors import DinstyleError, UsageError, first_line
 from ..io.atomic import atomic_path
 from ..io.imagefiles import DEFAULT_MAX_PIXELS
@@ -33,7 +34,6 @@ from ..models.stylecode import StyleCode
 from ..runtime.controls import preserve_color
 from ..runtime.request import RunRequest, StyleOptions
 from ..runtime.runner import run_model
-from ..runtime.scale import reference_size, scale_for
 from .temporal import CUT_THRESHOLD, TemporalSmoother
 
 Frame = Union[np.ndarray, Image.Image, torch.Tensor]
@@ -98,7 +98,7 @@ class FrameStylizer:
             smooth = self.smoother.smooth
         o = self.options
         request = RunRequest([self.code], alpha=o.alpha, restore=o.restore, tile=o.tile,
-                             scale=scale_for(*x.shape[-2:], o.stroke_size, reference_size(self.model)),
+                             scale=scale_for(*x.shape[-2:], o.stroke_size, model_reference_size(self.model)),
                              max_pixels_untiled=o.max_pixels_untiled, smooth=smooth, cancel=o.cancel)
         y = run_model(self.model, x, request).clamp(0, 1)
         if o.preserve_color:

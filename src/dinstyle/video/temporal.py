@@ -18,46 +18,33 @@ Everything resets at scene cuts (thumbnail difference above ``cut_threshold``): 
 """
 from __future__ import annotations
 
-import math
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UsageError
+from ..defaults import check_range
 from ..layers.din import EPS, instance_stats
 
 STATS_MOMENTUM = 0.9  # EMA factor of the DIN statistics at strength 1
 CHANGE_SCALE = 0.08  # input change (in [0,1] units) at which blending with the previous output stops
 CUT_THRESHOLD = 0.1  # mean abs difference of 32x32 thumbnails that marks a scene cut
-
-
-def check_temporal(temporal: float) -> float:
-    """The one rule for ``temporal`` (API and CLI): a number from 0 to 1."""
-    try:
-        ok = math.isfinite(temporal) and 0.0 <= temporal <= 1.0
-    except TypeError:
-        ok = False
-    if not ok:
-        raise UsageError(f"temporal must be a number from 0 to 1, got {temporal}")
-    return float(temporal)
-
-
-def check_cut_threshold(threshold: float) -> float:
-    """The one rule for the scene-cut threshold: a mean absolute difference of [0, 1] images, so 0 to 1
-    (0 = every frame is a cut, 1 = never)."""
-    try:
-        ok = math.isfinite(threshold) and 0.0 <= threshold <= 1.0
-    except TypeError:
-        ok = False
-    if not ok:
-        raise UsageError(f"cut threshold must be a number from 0 to 1, got {threshold}")
-    return float(threshold)
 STILL_THRESHOLD = 0.5 / 255  # ... and below which the frame has not changed (codec noise averages out)
 THUMB = 32
 MOTION_SIZE = 512  # global motion is estimated on frames shrunk to at most this long side
 MOTION_PEAK = 10.0  # phase-correlation peak / its std needed to trust a global motion (noise max ~5)
+
+
+def check_temporal(temporal: float) -> float:
+    """The one rule for ``temporal`` (API and CLI)."""
+    return check_range(temporal, 0.0, 1.0, "temporal")
+
+
+def check_cut_threshold(threshold: float) -> float:
+    """The scene-cut threshold is a mean absolute difference of [0, 1] images, so 0 to 1 (0 = every frame is a
+    cut, 1 = never)."""
+    return check_range(threshold, 0.0, 1.0, "cut threshold")
 
 
 class SceneCutDetector:
