@@ -8,7 +8,9 @@ Models are registered names (bundled weights, else UNTRAINED: the figures then m
 files. Contents are synthesised (flat-colour shapes, text, cartoons; see dinstyle.eval.stroke_shapes), plus
 any ``--content`` images. The metric is defined in dinstyle.eval.stroke: ``placement`` = RMS
 high-pass luminance texture of the output inside the content's flat regions / inside its edge regions
-(higher = strokes placed more uniformly); ``coverage`` = share of flat pixels that get strokes at all.
+(higher = strokes placed more uniformly); ``coverage`` = share of flat pixels that get strokes at all;
+``periodic`` (dinstyle.eval.periodic) = share of the flat regions' texture power in spectral peaks: grids and
+streaks instead of brushwork (lower = cleaner; NaN where no 64-px window is flat).
 Unreadable style or content files are skipped and reported; everything else is stylized.
 """
 from __future__ import annotations
@@ -25,13 +27,14 @@ from PIL import Image, ImageDraw
 
 from dinstyle.errors import DinstyleError
 from dinstyle.io.images import image_extensions, load_image, pil_to_tensor, save_image, tensor_to_pil
-from dinstyle.eval.stroke import stroke_placement
+from dinstyle.eval.periodic import periodic_artefacts
+from dinstyle.eval.stroke import content_masks, stroke_placement
 from dinstyle.eval.stroke_shapes import KINDS, default_font, synthetic_set
 from dinstyle.models import load_model, model_id
 from dinstyle.runtime.controls import resize_long_side
 from dinstyle.runtime.devices import pick_device
 
-FIGURES = ("placement", "coverage", "flat_rms", "structure_rms")
+FIGURES = ("placement", "coverage", "flat_rms", "structure_rms", "periodic")
 
 
 def image_files(sources: list[str]) -> list[Path]:
@@ -84,8 +87,10 @@ def evaluate(model, contents, styles, style_size: int, device, keep: set) -> tup
         code = model.encode_style(resize_long_side(style.to(device), style_size))
         for cname, content in contents:
             out = model.stylize(content.to(device), code).clamp(0, 1).float().cpu()
-            score = stroke_placement(out, content)[0]
-            pairs.append({"content": cname, "style": sname, **score.as_dict()})
+            masks = content_masks(content)
+            score = stroke_placement(out, content, masks=masks)[0]
+            periodic = periodic_artefacts(out, masks[0])[0].periodic
+            pairs.append({"content": cname, "style": sname, **score.as_dict(), "periodic": periodic})
             if (cname, sname) in keep:
                 kept[(cname, sname)] = out
     return pairs, kept
@@ -104,13 +109,13 @@ def fmt(v: float, d: int = 3) -> str:
 
 
 def markdown(results: dict) -> str:
-    rows = ["| model | trained | placement ↑ | coverage ↑ | flat RMS | edge RMS | shapes | text | cartoon | pairs |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| model | trained | placement ↑ | coverage ↑ | flat RMS | edge RMS | periodic ↓ | shapes | text | cartoon "
+            "| pairs |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, r in results.items():
         m, k = r["mean"], r["by_kind"]
         steps = f" ({r['steps']} steps)" if r.get("steps") else ""
         rows.append(f"| {label} | {'yes' + steps if r['trained'] else 'NO'} | {fmt(m['placement'])} ± {fmt(r['placement_sd'])} "
-                    f"| {fmt(m['coverage'])} | {fmt(m['flat_rms'], 4)} | {fmt(m['structure_rms'], 4)} | "
+                    f"| {fmt(m['coverage'])} | {fmt(m['flat_rms'], 4)} | {fmt(m['structure_rms'], 4)} | {fmt(m['periodic'])} | "
                     f"{fmt(k['shapes'])} | {fmt(k['text'])} | {fmt(k['cartoon'])} | {r['pairs_scored']} |")
     note = "\n\nplacement = RMS texture in flat regions / RMS texture at edges (mean ± sd over content-style pairs)"
     if not all(r["trained"] for r in results.values()):

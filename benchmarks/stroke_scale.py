@@ -10,6 +10,10 @@ For each photo (and a smooth synthetic gradient, 1024x768) and each stroke size 
 Gaussian blur of sigma 24 px, 16-px border cropped, Hann window, 1/64 to 1/2 cycles per px); ``hp_rms``, its
 RMS; ``seconds``, the call's wall time (one run, after one untimed warm-up). ``ratio`` and ``rms ratio`` compare
 with S = 1. ``--long-side N`` resizes each photo first (0 = as it is).
+
+``exact xS`` is the measure's ceiling: the ratio scored by S = 1's output itself magnified exactly S times (its
+centre 1/S crop, bicubic). The band stops at 64 px, so a texture whose wavelength is already ~25 px at S = 1
+cannot score S x, however exactly it is enlarged.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import header, markdown_table, parse_list  # noqa: E402
@@ -31,6 +36,15 @@ def gradient(h: int = 768, w: int = 1024) -> torch.Tensor:
     img = torch.stack([0.3 + 0.5 * yy, 0.5 + 0.3 * xx, 0.8 - 0.4 * yy])
     disc = torch.exp(-(((yy - 0.4) ** 2 + (xx - 0.6) ** 2) / 0.02))
     return (img * (1 - 0.5 * disc) + 0.5 * disc * torch.tensor([0.9, 0.7, 0.2]).view(3, 1, 1))[None].clamp(0, 1)
+
+
+def magnified(y: torch.Tensor, s: float) -> torch.Tensor:
+    """The centre 1/s of ``y`` enlarged s times (bicubic) to ``y``'s size: a perfect s-fold stroke scale."""
+    h, w = y.shape[-2:]
+    ch, cw = round(h / s), round(w / s)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = y[..., top:top + ch, left:left + cw]
+    return F.interpolate(crop, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def main() -> None:
@@ -59,14 +73,14 @@ def main() -> None:
     st.stylize(images["gradient"][..., :64, :64], code)  # warm-up
     rows = []
     for name, x in images.items():
-        base = None
+        base, base_out = None, None
         for s in sizes:
             t0 = time.perf_counter()
             y = st.stylize(x, code, stroke_size=s)
             seconds = time.perf_counter() - t0
             m = stroke_scale(y)
             if s == 1.0:
-                base = m
+                base, base_out = m, y
             rows.append({"image": name, "size": f"{x.shape[-1]}x{x.shape[-2]}", "S": s,
                          "wavelength": round(m.wavelength, 2), "hp_rms": round(m.hp_rms, 4),
                          "seconds": round(seconds, 2), "_m": m})
@@ -74,6 +88,8 @@ def main() -> None:
             if r["image"] == name and base is not None:
                 r["ratio"] = round(r["_m"].wavelength / base.wavelength, 2)
                 r["rms_ratio"] = round(r["_m"].hp_rms / base.hp_rms, 2)
+                if r["S"] > 1.0:
+                    r["exact"] = round(stroke_scale(magnified(base_out, r["S"])).wavelength / base.wavelength, 2)
     for r in rows:
         r.pop("_m")
     if args.json:
@@ -81,7 +97,7 @@ def main() -> None:
         return
     print(header(f"Stroke size: {args.model}, style {args.style}", "torch"))
     print(markdown_table([("image", "image"), ("size", "size"), (">S", "S"), (">wavelength px", "wavelength"),
-                          (">vs S=1", "ratio"), (">hp RMS", "hp_rms"), (">vs S=1", "rms_ratio"),
+                          (">vs S=1", "ratio"), (">exact xS", "exact"), (">hp RMS", "hp_rms"), (">vs S=1", "rms_ratio"),
                           (">seconds", "seconds")], rows))
 
 

@@ -19,7 +19,8 @@ import torch
 
 from dinstyle.train.config import resolve
 from dinstyle.train.distributed import pick_device
-from dinstyle.train.learner import Learner
+from dinstyle.train.learner import Learner, build_model
+from dinstyle.train.objectives import PaperObjective
 
 
 def _sync(device: torch.device) -> None:
@@ -34,19 +35,21 @@ def measure(arch: str, batch: int, args, device: torch.device) -> dict:
                    "precision": args.precision, "compile": args.compile, "device": str(device)})
     row = {"arch": arch, "batch": batch, "size": args.size}
     try:
-        learner = Learner(cfg, device)
+        cfg, model = build_model(cfg, device)
+        learner = Learner(cfg, model, PaperObjective(cfg, model, device), device)
         row["precision"] = "bf16" if learner.amp_dtype is not None else "fp32"
         g = torch.Generator(device="cpu").manual_seed(0)
-        content = learner.to_input((torch.rand(batch, 3, args.size, args.size, generator=g) * 255).to(torch.uint8))
-        style = learner.to_input((torch.rand(batch, 3, args.size, args.size, generator=g) * 255).to(torch.uint8))
+        images = {k: (torch.rand(batch, 3, args.size, args.size, generator=g) * 255).to(torch.uint8)
+                  for k in ("content", "style")}
+        images = learner.to_device(images)  # already on the device: the loader is not measured
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         for i in range(args.warmup):
-            learner.step(i, content, style)
+            learner.step(i, images)
         _sync(device)
         t = time.perf_counter()
         for i in range(args.steps):
-            learner.step(args.warmup + i, content, style)
+            learner.step(args.warmup + i, images)
         _sync(device)
         dt = time.perf_counter() - t
         row.update(images_per_s=batch * args.steps / dt, ms_per_step=1000 * dt / args.steps,

@@ -1,6 +1,7 @@
 """The Python API: every control changes the output the way it says; inputs come back as the same kind."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -35,14 +36,10 @@ B = (torch.linspace(0, 1, 40)[None, :] * torch.linspace(1, 0, 40)[:, None]).expa
     [1.0, 0.4, 0.1]).view(1, 3, 1, 1)
 
 
-def test_alpha_zero_is_the_plain_reconstruction_without_restore_and_the_photo_with_it(st):
+def test_alpha_zero_is_the_contents_own_code_without_restore_and_the_photo_with_it(st):
     x = img()
-    st.model.apply_din = lambda ctx, name, f: f  # the network with every DIN layer removed
-    try:
-        with torch.inference_mode():
-            ref = st.model.decode(st.model.encode_content(x), None).clamp(0, 1)
-    finally:
-        del st.model.apply_din
+    with torch.inference_mode():
+        ref = st.model.stylize(x, st.model.content_code(x)).clamp(0, 1)  # the photo restyled by itself
     out0 = st.stylize(x, A, alpha=0.0, style_size=SS, restore=False)
     assert torch.allclose(out0, ref, atol=1e-6)
     assert torch.allclose(st.stylize(x, B, alpha=0.0, style_size=SS, restore=False), out0)
@@ -116,11 +113,12 @@ def test_stroke_size_runs_the_network_at_another_scale(st, monkeypatch):
     big = st.stylize(x, A, style_size=SS, stroke_size=2.0)
     assert seen[-1] == (24, 32) and big.shape == x.shape
     assert (big - same).abs().mean() > 1e-3
-    st.model.info = {**(st.model.info or {}), "reference_size": 32}  # the same photo, now twice the reference
+    kept = st.model.pretrained
+    st.model.pretrained = dataclasses.replace(kept, reference_size=32)  # the same photo, now twice the reference
     try:
         assert st.stylize(x, A, style_size=SS).shape == x.shape and seen[-1] == (24, 32)
     finally:
-        st.model.info.pop("reference_size")
+        st.model.pretrained = kept
 
 
 def test_stroke_map_black_small_white_large(st):

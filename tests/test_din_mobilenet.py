@@ -16,7 +16,7 @@ from dinstyle.runtime.runner import run_model
 @pytest.fixture(scope="module")
 def teacher():
     torch.manual_seed(0)
-    return create_model("din-magenta", alpha="content").eval()
+    return create_model("din-magenta").eval()
 
 
 @pytest.fixture(scope="module")

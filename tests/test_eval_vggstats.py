@@ -205,3 +205,23 @@ def test_no_judges_skips_vgg_judges(split_folders, capsys):
     code, rows, err = _run(capsys, root, "--no-judges")
     assert code == 0 and "vggstats_top1" not in rows[0] and "chance_top1" not in rows[0]
     assert "alpha0_ssim" in rows[0]
+
+
+def test_judges_see_a_magnified_painting_at_the_styles_scale(net, styles):
+    """A style enlarged 3x (bigger strokes: a larger photo at the same look) is still its own style when the VGG
+    judges view outputs at the styles' size (``build_judges(view=...)``); at its own size it is not always."""
+    import torch.nn.functional as F
+
+    from dinstyle.eval.run import build_judges
+
+    data = EvalSet([Pair(Path(f"c{k}"), Path(f"s{j}"), styles[j], j) for k, j in enumerate(PERM)],
+                   [Path(f"s{j}") for j in range(len(styles))], styles, [])
+    big = [F.interpolate(styles[j], scale_factor=3, mode="bicubic", align_corners=False).clamp(0, 1) for j in PERM]
+    ranks, gaps = {}, {}
+    for view in (64, None):
+        judge = next(j for j in build_judges(data, net, torch.device("cpu"), view=view) if j.name == "vggstats")
+        v = judge.vectors(big)
+        ranks[view] = own_style_ranks(v, judge.style_vectors, PERM)
+        gaps[view] = float(np.linalg.norm(v - judge.style_vectors[PERM], axis=1).mean())
+    assert ranks[64].tolist() == [1] * len(styles)
+    assert gaps[64] < 0.7 * gaps[None]

@@ -61,12 +61,12 @@ def test_content_graph_matches_pytorch(exported, arch, hw):
         assert np.abs(out - ref).max() <= 1e-3, (arch, hw, alpha)
 
 
-def test_content_alpha_mode_exports_the_content_code_path(tmp_path):
-    """din-fast with alpha "content" (the bundled file's setting): the content graph reads the content's own
+def test_alpha_exports_the_content_code_path(tmp_path):
+    """din-fast at alpha < 1 (alpha blends towards the content's own code): the content graph reads the content's own
     code through the style encoder. Contents no larger than the code size: the graph's resize is plain
     bilinear (opset 17 has no antialiased one), which matches PyTorch's antialiased one when enlarging."""
     torch.manual_seed(0)
-    model = create_model("din-fast", **TINY_FAST, alpha="content").eval()
+    model = create_model("din-fast", **TINY_FAST).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         export_onnx(model, tmp_path / "onnx")

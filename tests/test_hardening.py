@@ -415,7 +415,7 @@ def test_train_resume_with_an_incomplete_checkpoint_is_one_line(train_data, tmp_
     run_dir.mkdir()
     (run_dir / "config.toml").write_text(f'content = "{train_data / "content"}"\nstyle = "{train_data / "style"}"\n'
                                          f'run = "{run_dir}"\n' + TRAIN_TOML)  # keys before the [model] table
-    torch.save({"format_version": 1, "step": 3, "sample_position": 6}, run_dir / "checkpoint.pt")
+    torch.save({"format_version": 2, "step": 3, "data": {"position": 6}}, run_dir / "checkpoint.pt")
     assert main(["train", "--resume", "--run", str(run_dir)]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "checkpoint.pt: incomplete checkpoint" in err and "model_file" in err

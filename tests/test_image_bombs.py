@@ -106,7 +106,7 @@ def test_every_ico_entry_is_checked_by_its_own_header(tmp_path, entries, words):
 
 
 def test_the_training_loader_checks_ico_entries_too(bomb):
-    from dinstyle.train.images import BadImage, open_image
+    from dinstyle.io.images import BadImage, open_checked as open_image
 
     with pytest.raises(BadImage) as e:
         open_image(bomb, LIMIT)

@@ -18,7 +18,7 @@ FLOORS = [
     {"models"},
     {"runtime", "export"},
     {"video", "eval"},
-    {"api", "train"},
+    {"api", "train", "convert"},  # convert: converters and experiment tools (Magenta's weights, widen)
     {"dataset"},  # stylizes datasets through the api's Stylizer
     {"serve", "__init__"},
     {"cli"},

@@ -49,7 +49,7 @@ def test_any_content_and_style_size(arch, size):
     assert out.shape == (1, 3, *size) and torch.isfinite(out).all()
 
 
-def test_alpha_zero_skips_din_and_alpha_blends_features(tiny_model):
+def test_alpha_zero_is_the_contents_own_code_and_alpha_blends_towards_it(tiny_model):
     c, s = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         code = tiny_model.encode_style(s)
@@ -57,6 +57,8 @@ def test_alpha_zero_skips_din_and_alpha_blends_features(tiny_model):
         other = tiny_model.stylize(c, tiny_model.encode_style(torch.rand(1, 3, 32, 32)), alpha=0.0)
         full, half = tiny_model.stylize(c, code, alpha=1.0), tiny_model.stylize(c, code, alpha=0.5)
     assert torch.allclose(recon, other, atol=1e-6), "alpha=0 must not depend on the style"
+    with torch.no_grad():
+        assert torch.allclose(recon, tiny_model.stylize(c, tiny_model.content_code(c)), atol=1e-6)
     assert not torch.allclose(full, recon, atol=1e-4) and not torch.allclose(half, full, atol=1e-5)
 
 

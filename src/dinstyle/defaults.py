@@ -9,9 +9,9 @@ DEFAULT_STYLE_SIZE = 512  # style long side for models that do not store their o
 
 
 def model_style_size(model) -> int:
-    """The style long side a model encodes at by default: its config's (the size it was trained with), else
-    DEFAULT_STYLE_SIZE. The one rule for the PyTorch commands (``Stylizer.style_size``) and ONNX export."""
-    return int(getattr(model.config, "style_size", DEFAULT_STYLE_SIZE))
+    """The style long side a model encodes at by default (``StyleTransferNet.style_size``: the size it was
+    trained with, else DEFAULT_STYLE_SIZE). The one rule for the PyTorch commands and ONNX export."""
+    return int(model.style_size)
 
 
 # Stroke scale (runtime/scale.py; the same rule in dinstyle.lite): stroke size 1 keeps the look a model gives a photo
@@ -20,8 +20,8 @@ REFERENCE_SIZE = 512
 
 
 def model_reference_size(model) -> int:
-    """A model's reference long side: its weights' own (``info["reference_size"]``), else REFERENCE_SIZE."""
-    return int((getattr(model, "info", None) or {}).get("reference_size", REFERENCE_SIZE))
+    """A model's reference long side: its weights' own (``model.pretrained.reference_size``), else REFERENCE_SIZE."""
+    return int(model.pretrained.reference_size or REFERENCE_SIZE)
 
 
 def scale_for(height: int, width: int, stroke_size: float = 1.0, reference: int = REFERENCE_SIZE) -> float:

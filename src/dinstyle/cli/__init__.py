@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except (MemoryError, torch_oom()) as e:
-        return _fail(f"out of memory ({_first_line(e)}); try a smaller --max-size or --tile", 1)
     except OSError as e:  # disk full, permissions, ...: the user's environment, not a bug
         return _fail(_first_line(e), 1)
-    except Exception as e:  # a bug: one line for users, the traceback on request
+    except Exception as e:  # out of memory, or a bug: one line for users, the traceback on request
+        if _is_oom(e):
+            return _fail(f"out of memory ({_first_line(e)}); try a smaller --max-size or --tile", 1)
         if os.environ.get("DINSTYLE_DEBUG"):
             raise
         return _fail(f"internal error: {type(e).__name__}: {_first_line(e)} (set DINSTYLE_DEBUG=1 for the traceback)", 1)
@@ -67,10 +67,11 @@ def _first_line(e: BaseException) -> str:
     return (str(e).splitlines() or [""])[0][:200]
 
 
-def torch_oom() -> type:
-    import torch
+def _is_oom(e: BaseException) -> bool:
+    """``runtime.runner.is_oom``, the one test, imported only when an error needs it (the CLI starts without torch)."""
+    from ..runtime.runner import is_oom
 
-    return getattr(torch, "OutOfMemoryError", MemoryError)
+    return is_oom(e)
 
 
 if __name__ == "__main__":

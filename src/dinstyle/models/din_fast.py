@@ -39,7 +39,6 @@ class DINFastConfig:
     style_size: int = 256  # long side a style image is encoded at by default (as in training)
     seed: int = 0  # for random-* style encoders
     deformable: bool = False
-    alpha: str = "features"  # what alpha blends (models.base.ALPHA_MODES); the bundled weights say "content"
 
 
 def up2(x: torch.Tensor) -> torch.Tensor:
@@ -63,6 +62,10 @@ class DINFast(StyleTransferNet):
         self.body2 = Conv(w2, c.out_width)
         self.out = Conv(c.out_width, 3, act=False)
 
+    @property
+    def style_size(self) -> int:
+        return self.config.style_size
+
     def encode_content(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         e2 = self.enc2(x)
         e4 = self.enc4(e2)
@@ -74,3 +77,9 @@ class DINFast(StyleTransferNet):
         f = self.body4(self.apply_din(ctx, "din4", up2(self.to4(f)) + e4))
         f = self.body2(self.apply_din(ctx, "din2", up2(self.to2(f)) + e2))
         return self.out(up2(f))
+
+
+class DINFastDeform(DINFast):
+    """din-fast with deformable DIN levels (the registry's preset sets ``deformable``): its own name in files."""
+
+    arch = "din-fast-deform"

@@ -15,7 +15,7 @@ lives, keep din-magenta's shapes, so the student starts from the teacher's own l
 
 The style side is din-magenta's: Magenta's MobileNetV2 style predictor (0.39 GMACs per style) and one linear
 weight net and bias net per DIN level. Every level shares the vector, so blending, alpha "content" (the
-content image's own code) and style files work as for the default.
+content image's own code, what alpha < 1 blends towards) and style files work as for the default.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from .base import DINContext, StyleTransferNet
 from .din_magenta import MagentaStyleEncoder, group_size
 from .levels import make_din
 from .magenta_predictor import PREDICTOR_SIZE
+from .pretrained import PretrainedInfo
 from .style import DINSpec
 
 BLOCKS = ("dense", "inverted")
@@ -45,7 +46,6 @@ class DINMobileNetConfig:
     din_kernel: int = 1
     din_group_size: int = 1  # input channels per group (1 = depthwise)
     deformable: bool = False
-    alpha: str = "content"  # alpha blends towards the content image's own code (see models/base.ALPHA_MODES)
 
 
 def level_names(config: DINMobileNetConfig) -> list[str]:
@@ -101,6 +101,10 @@ class DINMobileNet(StyleTransferNet):
         return torch.sigmoid(self._conv_din(ctx, "out", x, shuffle=True))
 
     @property
+    def style_size(self) -> int:
+        return self.config.style_size
+
+    @property
     def content_code_size(self) -> int:
         return PREDICTOR_SIZE
 
@@ -132,7 +136,7 @@ def from_teacher(teacher: StyleTransferNet, config: DINMobileNetConfig | None = 
             conv.weight.copy_(subpixel_kernel(tconv.weight))
         elif isinstance(conv, nn.Conv2d) and conv.weight.shape == tconv.weight.shape:
             conv.weight.copy_(tconv.weight)
-    student.info = {"init": f"from_teacher(blocks={blocks})"}
+    student.pretrained = PretrainedInfo(notes={"init": f"from_teacher(blocks={blocks})"})
     return student.eval()
 
 

@@ -55,3 +55,10 @@ class DINMobileNetVGG(StyleTransferNet):
         f = self.mid4(self.apply_din(ctx, "din4", self.up4(f)))
         f = self.apply_din(ctx, "din2", self.up2(f))
         return self.out(f)
+
+
+class DINMobileNetVGGDeform(DINMobileNetVGG):
+    """din-mobilenet-vgg with deformable DIN levels (the registry's preset sets ``deformable``): its own name
+    in files."""
+
+    arch = "din-mobilenet-vgg-deform"

@@ -1,8 +1,9 @@
 """Build any model by name, and save/load self-describing model files.
 
 A model file is safetensors holding the trainable weights only (frozen backbones come from their own
-packages) with metadata: format, arch, config (JSON), style backbone, dinstyle version, and free-form
-training info.
+packages) with metadata: format, arch, config (JSON: the architecture's arguments), style backbone, dinstyle
+version, and free-form training info (read back as ``model.pretrained``, see ``pretrained.py``). Files from
+before the one alpha policy are read by ``legacy.py``.
 """
 from __future__ import annotations
 
@@ -23,18 +24,20 @@ from ..version import __version__
 from .adain import AdaIN, AdaINConfig
 from .base import StyleTransferNet
 from .config_check import config_problem
-from .din_fast import DINFast, DINFastConfig
+from .din_fast import DINFast, DINFastConfig, DINFastDeform
 from .din_magenta import DINMagenta, DINMagentaConfig
 from .din_mobilenet import DINMobileNet, DINMobileNetConfig
-from .din_mobilenet_vgg import DINMobileNetVGG, DINMobileNetVGGConfig
+from .din_mobilenet_vgg import DINMobileNetVGG, DINMobileNetVGGConfig, DINMobileNetVGGDeform
 from .din_vgg import DINVGG, DINVGGConfig
+from .legacy import architecture_arguments, upgrade_file
+from .pretrained import PretrainedInfo
 
 ARCHS: dict[str, tuple[type[StyleTransferNet], type, dict]] = {
     "din-mobilenet": (DINMobileNet, DINMobileNetConfig, {}),
     "din-mobilenet-vgg": (DINMobileNetVGG, DINMobileNetVGGConfig, {}),
-    "din-mobilenet-vgg-deform": (DINMobileNetVGG, DINMobileNetVGGConfig, {"deformable": True}),
+    "din-mobilenet-vgg-deform": (DINMobileNetVGGDeform, DINMobileNetVGGConfig, {"deformable": True}),
     "din-fast": (DINFast, DINFastConfig, {}),
-    "din-fast-deform": (DINFast, DINFastConfig, {"deformable": True}),
+    "din-fast-deform": (DINFastDeform, DINFastConfig, {"deformable": True}),
     "din-magenta": (DINMagenta, DINMagentaConfig, {}),
     "din-vgg": (DINVGG, DINVGGConfig, {}),
     "adain": (AdaIN, AdaINConfig, {}),
@@ -55,13 +58,12 @@ def _config(cls: type, values: dict) -> Any:
 
 
 def create_model(arch: str, **config: Any) -> StyleTransferNet:
-    """A fresh (untrained) model: ``create_model("din-mobilenet-vgg", style_encoder="random-vgg19")``."""
+    """A fresh (untrained) model: ``create_model("din-mobilenet-vgg", style_encoder="random-vgg19")``. A retired
+    ``alpha`` argument is refused (``legacy``); ``alpha="content"``, the one policy, is accepted and dropped."""
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
     model_cls, cfg_cls, preset = ARCHS[arch]
-    model = model_cls(_config(cfg_cls, {**preset, **config}))
-    model.arch = arch
-    return model
+    return model_cls(_config(cfg_cls, {**preset, **architecture_arguments(config)}))
 
 
 def save_model(model: StyleTransferNet, path: str | Path, info: dict | None = None, half: bool = False) -> None:
@@ -70,7 +72,7 @@ def save_model(model: StyleTransferNet, path: str | Path, info: dict | None = No
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **model.describe(),
-            "style_backbone": getattr(model.config, "style_encoder", ""), "version": __version__,
+            "style_backbone": model.config.style_encoder, "version": __version__,
             "info": info or {}}
     save_safetensors(path, tensors, meta)
 
@@ -91,9 +93,10 @@ def check_model_config(path: str | Path, meta: dict) -> None:
 
 def read_model_file(path: str | Path) -> tuple[dict, dict]:
     """Tensors and metadata of a safetensors file, every check done (``load_safetensors``'s, and a dinstyle
-    model file's config keys against its architecture)."""
+    model file's config keys against its architecture), an older model file read as today's (``legacy``)."""
     tensors, meta = load_safetensors(path)
     if meta.get("format") == FORMAT:
+        meta, tensors = upgrade_file(path, meta, tensors)
         check_model_config(path, meta)
     return tensors, meta
 
@@ -127,7 +130,7 @@ def load_model_file(path: str | Path, **overrides: Any) -> StyleTransferNet:
     check_weights(_build(path, arch, config, "meta").trainable_state_dict(), tensors, path, arch)
     model = _build(path, arch, config)
     load_weights(model, tensors, path, arch)
-    model.info = {**meta.get("info", {}), "file": str(path), "trained": True}
+    model.pretrained = PretrainedInfo.from_file(path, meta.get("info", {}))
     return model.eval()
 
 
@@ -155,9 +158,7 @@ def load_model(name_or_file: str = DEFAULT_MODEL, **overrides: Any) -> StyleTran
             return load_model_file(path, **overrides)
         warnings.warn(f"no trained weights are bundled for {name!r}: using an UNTRAINED model "
                       "(output is not a real stylization)", stacklevel=2)
-        model = create_model(name, **overrides)
-        model.info = {"trained": False, "file": None}
-        return model.eval()
+        return create_model(name, **overrides).eval()  # pretrained: PretrainedInfo(trained=False)
     path = Path(name)
     if not path.exists():
         raise WeightsError(f"{name}: neither a model file nor a known architecture ({', '.join(ARCHS)})")
@@ -175,8 +176,7 @@ def weights_fingerprint(model: StyleTransferNet) -> str:
 
 def model_id(model: StyleTransferNet) -> str:
     """A short id for metadata: arch + file name (or 'untrained')."""
-    info = getattr(model, "info", {}) or {}
-    f = info.get("file")
+    f = model.pretrained.file
     return f"{model.arch}:{Path(f).name if f else 'untrained'}"
 
 

@@ -40,6 +40,8 @@ class RunRequest:
     restore: with alpha < 1, add back (1 - alpha) x what the network loses of the photo (``runner``).
     scale: the network runs on the image shrunk by this factor (``runtime.scale``: stroke size x size / reference).
     scale_map: (B|1, 1, H, W) in [0, 1]: per pixel a mix of passes at ``scale x SMALL`` (0) and ``x LARGE`` (1).
+    detail_scale: the photo's own detail finer than this is added back after a scaled pass (None: ``scale``);
+        the API sets the scale of stroke size 1, so larger strokes coarsen the picture, not just the colours.
     stroke: multiplier of deformable DIN's sampling offsets (a number or a map; plain DIN ignores it).
     tile / max_pixels_untiled: force tiles of this core size / tile above this many pixels.
     progress(done, total), cancel() -> bool (checked between DIN levels and tiles), smooth (video).
@@ -51,6 +53,7 @@ class RunRequest:
     restore: bool = True
     scale: float = 1.0
     scale_map: Optional[torch.Tensor] = None
+    detail_scale: Optional[float] = None
     stroke: Union[float, torch.Tensor, None] = None
     tile: Optional[int] = None
     max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED
@@ -68,6 +71,9 @@ class RunRequest:
             raise UsageError(f"{len(self.masks)} masks for {len(self.codes)} styles")
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
             raise UsageError(f"scale must be a positive number, got {self.scale}")
+        if self.detail_scale is not None and not (isinstance(self.detail_scale, (int, float))
+                                                  and math.isfinite(self.detail_scale) and self.detail_scale > 0):
+            raise UsageError(f"detail_scale must be a positive number, got {self.detail_scale}")
         check_tiling(self.tile, self.max_pixels_untiled)
 
     def check_cancel(self) -> None:

@@ -54,16 +54,16 @@ def run_model(model: StyleTransferNet, x: torch.Tensor, request: RunRequest) -> 
     p = next(model.parameters())
     codes = [c.to(p.device, p.dtype) for c in request.codes]
     # read once from the whole image, before any scaling or tiling: every tile and pass blends towards it
-    anchor = model.alpha_anchor(x) if not fixed_alpha or alpha < 1.0 else None
+    anchor = model.content_code(x) if not fixed_alpha or alpha < 1.0 else None
     alphas = [alpha] if not request.restore or (fixed_alpha and alpha >= 1.0) else [alpha, 0.0]
     scales = [request.scale] if request.scale_map is None else [request.scale * SMALL, request.scale * LARGE]
     parts = iter(split_progress(request.progress, len(alphas) * len(scales)))
     outs = []
     for i, a in enumerate(alphas):
-        pass_codes, pass_alpha = model.codes_at_alpha(codes, a, anchor=anchor)
+        pass_codes = model.codes_at_alpha(codes, a, anchor=anchor)  # alpha applied: the passes run at 1
         smooth = request.smooth if i == 0 else _own_state(request.smooth, "alpha0")
         per_scale = [_finite(_scaled_pass(model, x, dataclasses.replace(
-            request, codes=pass_codes, alpha=pass_alpha, progress=next(parts),
+            request, codes=pass_codes, alpha=1.0, progress=next(parts),
             smooth=_own_state(smooth, f"scale{j}") if j else smooth), s)) for j, s in enumerate(scales)]
         outs.append(per_scale[0] if len(per_scale) == 1 else _mix(per_scale, request.scale_map))
     if len(outs) == 1:
@@ -103,7 +103,7 @@ def _scaled_pass(model, x: torch.Tensor, request: RunRequest, scale: float) -> t
         return _run(model, xs, dataclasses.replace(request, masks=ms[:n] or None,
                                                    stroke=ms[n] if len(ms) > n else request.stroke))
 
-    return run_scaled(run, x, scale, maps or None)
+    return run_scaled(run, x, scale, maps or None, detail_scale=request.detail_scale)
 
 
 def _run(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
@@ -136,7 +136,7 @@ def _run_whole(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
         return None if smooth is None else smooth(level, *instance_stats(f, model.dins[level].eps))
 
     masks, stroke = request.masks, request.stroke
-    y = model.stylize(on_dev(x), request.codes, alpha=request.alpha,
+    y = model.stylize(on_dev(x), request.codes,
                       masks=None if masks is None else [on_dev(m) for m in masks],
                       stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke, stats_fn=stats_fn)
     return y.to(x.device, torch.float32)

@@ -8,6 +8,7 @@ into one tensor form and :func:`like_input` turns the result back into the calle
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,9 @@ CODE, CODE_FILE, IMAGE_FILE, IMAGE = "code", "code-file", "image-file", "image"
 @dataclass(frozen=True)
 class StyleSource:
     kind: str  # CODE, CODE_FILE, IMAGE_FILE or IMAGE
-    value: object  # the StyleCode, the file's Path, or the in-memory image
+    value: object  # the StyleCode, the file's Path, or the in-memory image (or its encoded bytes)
     label: str  # how messages name it: the argument as given (builtin:NAME stays so), or the type's name
+    sha256: str | None = None  # the content hash when the caller has it (the server: the upload's bytes)
 
     @property
     def saved(self) -> bool:
@@ -75,12 +77,15 @@ def check_resizable(sources: list[StyleSource], resized: bool) -> None:
                          "style image")
 
 
-def content_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
+def content_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Any image -> ((B, 3, H, W) float32 CPU in [0, 1], alpha (B, 1, H, W) or None)."""
-    if isinstance(image, (str, os.PathLike, Image.Image)):
-        rgb, alpha = open_image(image, max_pixels) if not isinstance(image, Image.Image) else to_srgb(image)
-        return pil_to_tensor(rgb), None if alpha is None else pil_to_tensor(alpha)[:, :1]
+    """Any image (or an image file's bytes) -> ((B, 3, H, W) float32 CPU in [0, 1], its transparency (B, 1, H, W)
+    or None). Transparency is the image's fourth channel, never the style strength ``alpha``."""
+    if isinstance(image, bytes):
+        image = io.BytesIO(image)
+    if isinstance(image, (str, os.PathLike, Image.Image, io.BytesIO)):
+        rgb, transparency = open_image(image, max_pixels, name) if not isinstance(image, Image.Image) else to_srgb(image)
+        return pil_to_tensor(rgb), None if transparency is None else pil_to_tensor(transparency)[:, :1]
     if isinstance(image, np.ndarray):
         a = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
         a = a[..., None] if a.ndim == 2 else a
@@ -100,9 +105,9 @@ def content_tensor(image: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
     raise TypeError(f"unsupported image type {type(image).__name__}")
 
 
-def like_input(out: torch.Tensor, original: ImageLike, alpha: torch.Tensor | None = None):
-    """The result as the same kind of object the caller gave (alpha reattached; a path gives PIL)."""
-    full = out if alpha is None else torch.cat([out, alpha.to(out)], 1)
+def like_input(out: torch.Tensor, original: ImageLike, transparency: torch.Tensor | None = None):
+    """The result as the same kind of object the caller gave (transparency reattached; a path gives PIL)."""
+    full = out if transparency is None else torch.cat([out, transparency.to(out)], 1)
     if torch.is_tensor(original):
         res = full.to(original.device)
         res = res.to(original.dtype) if original.is_floating_point() else (res * 255 + 0.5).to(original.dtype)

@@ -15,6 +15,7 @@ grid as in the untiled run.
 """
 from __future__ import annotations
 
+import weakref
 from functools import partial
 
 import torch
@@ -27,6 +28,7 @@ Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 DEFAULT_TILE = 1024
 DEFAULT_BLEND = 16
 MAX_RADIUS = 512
+_RADII: "weakref.WeakKeyDictionary[StyleTransferNet, int]" = weakref.WeakKeyDictionary()  # receptive_radius's
 
 
 class _StopTile(Exception):
@@ -41,11 +43,10 @@ def receptive_radius(model: StyleTransferNet, code: StyleCode, limit: int = MAX_
     """How far (pixels) an output pixel 'sees' into the content, with the statistics held fixed.
 
     Found by back-propagating one output pixel to the input: nothing is assumed about the layers.
-    Cached on the model. Capped at ``limit``.
+    Measured once per model (``_RADII``, which holds no model alive). Capped at ``limit``.
     """
-    cached = getattr(model, "_dinstyle_receptive_radius", None)
-    if cached is not None:
-        return cached
+    if model in _RADII:
+        return _RADII[model]
     p = next(model.parameters())
     m, size, radius = model.pad_multiple, 256, limit
     fixed = lambda level, f: (f.new_zeros(()), f.new_ones(()))  # noqa: E731  (no whole-map coupling)
@@ -63,7 +64,7 @@ def receptive_radius(model: StyleTransferNet, code: StyleCode, limit: int = MAX_
                 radius = min(limit, r + m)  # margin: a dead ReLU may hide the outermost ring
                 break
             size *= 2
-    model._dinstyle_receptive_radius = radius
+    _RADII[model] = radius
     return radius
 
 
@@ -99,7 +100,8 @@ def _window(core: Box, box: Box, blend: int) -> torch.Tensor:
 def stylize_tiled(model: StyleTransferNet, content: torch.Tensor, request: RunRequest, halo: int | None = None,
                   blend: int = DEFAULT_BLEND) -> torch.Tensor:
     """``model.stylize`` for images of any size, in tiles of ``request.tile`` x ``request.tile`` pixels (plus
-    halo; default ``DEFAULT_TILE``), with the request's codes, alpha (as the model runs them), masks and stroke.
+    halo; default ``DEFAULT_TILE``), with the request's codes, alpha, masks and stroke. Alpha moves the codes
+    once, towards the whole image's own code (``codes_at_alpha``): every tile runs the same codes.
 
     ``content`` (B, 3, H, W) may live on the CPU; each tile is moved to the model's device and dtype and
     the result is assembled on ``content``'s device in float32. Masks and a stroke map are cropped along.
@@ -118,7 +120,8 @@ class _Tiles:
                  blend: int):
         p = next(model.parameters())
         self.model, self.request, self.blend_px = model, request, blend
-        self.codes = [c.to(p.device) for c in request.codes]  # once, not per tile
+        # once, not per tile; alpha read from the whole image (the runner's passes come blended, at alpha 1)
+        self.codes = model.codes_at_alpha([c.to(p.device) for c in request.codes], request.alpha, content)
         self.device, self.dtype, self.out_device = p.device, p.dtype, content.device
         m = model.pad_multiple
         self.batch, (self.h, self.w) = content.shape[0], content.shape[-2:]
@@ -138,7 +141,7 @@ class _Tiles:
         crop = lambda t: t[..., box[0]:box[1], box[2]:box[3]].to(self.device, self.dtype)  # noqa: E731
         self.request.check_cancel()
         try:
-            return self.model.stylize(crop(self.x), self.codes, alpha=self.request.alpha,
+            return self.model.stylize(crop(self.x), self.codes,
                                       masks=None if self.masks is None else [crop(mk) for mk in self.masks],
                                       stats_fn=stats_fn,
                                       stroke=crop(self.stroke) if torch.is_tensor(self.stroke) else self.stroke)

@@ -168,9 +168,9 @@ async def stylize(request: Request) -> Response:
 
 def _failure(ctx: Context, request: Request, e: Exception) -> Response:
     """Out of memory (503: the server goes on), or a bug (500, its traceback in the log only)."""
-    import torch
+    from ..runtime.runner import is_oom  # the one out-of-memory test (torch imported only once one is needed)
 
-    if isinstance(e, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+    if is_oom(e):
         return ctx.log.refuse(request.scope, 503, OOM)
     traceback.print_exception(e, file=sys.stderr)
     first = (str(e).splitlines() or [""])[0][:160]

@@ -5,8 +5,9 @@ model's progress and its cancel checks to the request's :class:`~dinstyle.serve.
 Bad input is refused with the CLI's own rules and messages: images are opened by ``io.images.open_image``
 (only the allowed formats, the pixel guard read from the header, truncated or disguised files as one
 line naming the file), results are encoded by ``io.images.image_bytes`` (the encoders' refusals as one line).
-Style codes are cached per style (a hash of the uploaded bytes, or the built-in's name) and style size,
-so a second request with the same style, at any strength, pays only for the content path.
+Style codes are cached per style (a hash of the uploaded bytes, or the built-in's file) and style size in the
+Stylizer's one bounded cache (``runtime.codecache``), so a second request with the same style, at any
+strength, pays only for the content path.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import math
 import re
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,45 +185,43 @@ def parse_request(form: Mapping[str, Sequence[Value]]) -> StyleRequest:
 
 
 class StyleService:
-    """A loaded :class:`~dinstyle.api.Stylizer` and the style-code cache. ``run`` is called by the job
-    queue's workers (two lanes); the cache has its own lock."""
+    """A loaded :class:`~dinstyle.api.Stylizer` (whose ``codes`` is the style-code cache). ``run`` is called by
+    the job queue's workers (two lanes)."""
 
-    def __init__(self, stylizer, max_pixels: int | None = None, cache_size: int = 32):
+    def __init__(self, stylizer, max_pixels: int | None = None):
         from ..api import DEFAULT_STYLE_SIZE
         from ..io.images import DEFAULT_MAX_PIXELS
 
         self.stylizer = stylizer
         self.max_pixels = max_pixels or DEFAULT_MAX_PIXELS
         self.default_style_size = int(getattr(stylizer, "style_size", None) or DEFAULT_STYLE_SIZE)
-        self.cache_size = cache_size
-        self._codes: OrderedDict[tuple, object] = OrderedDict()
-        self._lock = threading.Lock()
-        self._encoding = threading.Lock()
+        self._encoding = threading.Lock()  # one style at a time: the cache's ``last_hit`` is then this one's
 
     @property
     def cached_styles(self) -> int:
-        return len(self._codes)
+        return len(self.stylizer.codes)
 
     def style_code(self, style: Value, size: int):
-        """The style's code at ``size``, and whether it came from the cache."""
-        from ..io.images import open_image
+        """The style's code at ``size``, and whether it came from the cache. An upload is keyed by its bytes'
+        hash and decoded only on a miss (its header checked here: the server's pixel guard, its name)."""
+        from PIL import UnidentifiedImageError
 
-        key = (style if isinstance(style, str) else hashlib.sha256(style.data).hexdigest(), size)
-        with self._lock:
-            if key in self._codes:
-                self._codes.move_to_end(key)
-                return self._codes[key], True
-        if isinstance(style, str):
-            source = style
-        else:
-            source, _ = open_image(style.data, self.max_pixels, name=label(style.filename, "style"))
-        with self._encoding:  # the Stylizer's own code cache is not shared between threads (two lanes)
+        from ..errors import DinstyleError
+        from ..io.imagefiles import open_lazy
+        from ..runtime.sources import IMAGE, StyleSource
+
+        source = style
+        if not isinstance(style, str):
+            name = label(style.filename, "style")
+            try:
+                with open_lazy(io.BytesIO(style.data), self.max_pixels, name):
+                    pass
+            except UnidentifiedImageError:  # open_image's words for it
+                raise DinstyleError(f"{name}: not an image, or a format Pillow cannot read") from None
+            source = StyleSource(IMAGE, style.data, name, sha256=hashlib.sha256(style.data).hexdigest())
+        with self._encoding:
             code = self.stylizer.encode_style(source, size)
-        with self._lock:
-            self._codes[key] = code
-            while len(self._codes) > self.cache_size:
-                self._codes.popitem(last=False)
-        return code, False
+            return code, self.stylizer.codes.last_hit
 
     def pixels(self, req: StyleRequest) -> int:
         """The pixels the model will run for ``req`` (after ``max_size``), read from the photo's header only:

@@ -1,4 +1,5 @@
-"""Training: ``dinstyle train`` (resumable, DDP, bf16) and ``dinstyle check-data``. See docs/TRAINING.md.
+"""Training: ``dinstyle train`` (one loop for the paper's losses and teacher-guided training; resumable, DDP)
+and ``dinstyle check-data``. See docs/TRAINING.md.
 
 ``train``/``TrainResult`` are imported lazily so that reading configs (and ``dinstyle --help``) does
 not pay for importing torch.

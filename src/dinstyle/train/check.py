@@ -5,7 +5,11 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .images import ALPHA_MODES, GRAY_MODES, SIXTEEN_BIT_MODES, BadImage, list_images, load_rgb, open_image, oriented_size
+from ..io.images import BadImage, list_images, load_rgb, open_checked, oriented_size
+
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+GRAY_MODES = frozenset({"1", "L", "LA", "La"}) | SIXTEEN_BIT_MODES
 
 # kind -> what training does about it
 KINDS = {
@@ -31,7 +35,7 @@ def inspect_file(path: str | os.PathLike, size: int, max_pixels: int) -> dict:
     """{'path', 'issues': [kinds], 'width', 'height', 'mode', 'error'} for one file (never raises)."""
     rec: dict = {"path": str(path), "issues": [], "width": None, "height": None, "mode": None, "error": None}
     try:
-        with open_image(path, max_pixels) as im:
+        with open_checked(path, max_pixels) as im:
             sixteen = _is_16bit(im)  # before anything that may decode the image (and clear its tiles)
             rec["width"], rec["height"] = oriented_size(im)
             rec["mode"] = im.mode

@@ -1,9 +1,11 @@
-"""Training state on disk: ``checkpoint.pt`` (optimizer, schedule, RNG states, data position, step,
-config) + the model weights it points to (safetensors under ``checkpoints/``).
+"""Training state on disk, one format for every objective: ``checkpoint.pt`` (optimizer, RNG states, the data
+source's position, step, config) + the model weights it points to (safetensors under ``checkpoints/``).
 
 Order of writes makes every crash point safe: the model file first, then ``checkpoint.pt`` (atomic
 rename) naming it, then old model files are pruned. ``checkpoint.pt`` holds only tensors, numbers,
-strings, lists and dicts, so ``torch.load(weights_only=True)`` reads it.
+strings, lists and dicts, so ``torch.load(weights_only=True)`` reads it. Checkpoints of the two earlier
+trainers (the paper's, format 1, and the teacher's, ``version`` 1) are refused in one line that says how to go on
+from their weights (``--init``).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from ..models.registry import load_weights, read_model_file
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_DIR = "checkpoints"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def rng_state() -> dict:
@@ -124,12 +126,21 @@ def clear_unstarted(run_dir: Path) -> None:
             p.unlink()
 
 
-# what a resumed run reads from checkpoint.pt (Learner.state_dict adds 'optimizer' and 'scheduler')
-REQUIRED = {"step": int, "sample_position": int, "model_file": str, "optimizer": dict, "scheduler": dict, "rng": dict}
+# what a resumed run reads from checkpoint.pt
+REQUIRED = {"step": int, "model_file": str, "optimizer": dict, "rng": dict, "data": dict}
+
+
+def _older_format(state: dict) -> str | None:
+    """Which earlier trainer wrote ``state``, if one did."""
+    if state.get("format_version") == 1:
+        return "the paper's trainer, format 1"
+    if "format_version" not in state and state.get("version") == 1:
+        return "the teacher trainer, format 1"
+    return None
 
 
 def load_checkpoint(run_dir: Path) -> dict:
-    """The training state of a run; one-line errors for a missing, unreadable or incomplete checkpoint."""
+    """The training state of a run; one-line errors for a missing, unreadable, older or incomplete checkpoint."""
     path = run_dir / CHECKPOINT
     if not path.is_file():
         if never_checkpointed(run_dir):
@@ -140,7 +151,14 @@ def load_checkpoint(run_dir: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad files
         raise DinstyleError(f"{path}: unreadable checkpoint ({first_line(e)})") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+    if not isinstance(state, dict):
+        raise DinstyleError(f"{path}: not a dinstyle training checkpoint")
+    older = _older_format(state)
+    if older:
+        weights = run_dir / (state.get("model_file") if isinstance(state.get("model_file"), str) else "model.safetensors")
+        raise DinstyleError(f"{path}: written by an older dinstyle ({older}), which cannot be resumed; continue from "
+                            f"its weights in a new run: --init {weights} (init = \"{weights}\" in a config file)")
+    if state.get("format_version") != FORMAT_VERSION:
         raise DinstyleError(f"{path}: not a dinstyle training checkpoint")
     missing = [k for k, kind in REQUIRED.items() if not isinstance(state.get(k), kind) or isinstance(state.get(k), bool)]
     if isinstance(state.get("rng"), dict):
@@ -151,15 +169,22 @@ def load_checkpoint(run_dir: Path) -> dict:
     return state
 
 
-def restore(state: dict, run_dir: Path, model: StyleTransferNet, learner) -> tuple[int, int, int, dict]:
-    """Put a checkpoint's weights, optimizer, schedule and RNG states back; returns (step, sample position,
-    bad steps, skipped files). A checkpoint that does not fit this run is a one-line error naming it."""
-    load_trainable(model, run_dir / state["model_file"])
+def save_state(run_dir: Path, step: int, model_file: str, learner, data, extra: dict, keep: int) -> Path:
+    """``checkpoint.pt`` for ``step`` (``model_file`` already written): the one format every objective writes."""
+    state = {"format_version": FORMAT_VERSION, "step": step, "model_file": model_file, **learner.state_dict(),
+             "rng": rng_state(), "data": data.state_dict(), **extra}
+    return save_checkpoint(run_dir, state, keep)
+
+
+def restore(state: dict, run_dir: Path, learner, data) -> tuple[int, int, dict]:
+    """Put a checkpoint's optimizer, RNG states and data position back (the weights were loaded with the model);
+    returns (step, bad steps, skipped files). A checkpoint that does not fit this run is a one-line error."""
     try:
         learner.load_state_dict(state)
+        data.load_state_dict(state["data"])
         set_rng_state(state["rng"])
         skipped = dict(state.get("skipped_files", {}))
-        return int(state["step"]), int(state["sample_position"]), int(state.get("bad_steps", 0)), skipped
+        return int(state["step"]), int(state.get("bad_steps", 0)), skipped
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         raise DinstyleError(f"{run_dir / CHECKPOINT}: does not fit this run "
                             f"({type(e).__name__}: {first_line(e, 160)})") from None

@@ -1,4 +1,4 @@
-"""Training data: an infinite, shuffled stream of (content, style) crop pairs.
+"""The paper's data source: an infinite, shuffled stream of (content, style) crop pairs read from files.
 
 Every random choice is a pure function of (seed, global sample index): which file (a seeded
 permutation per epoch), the crop and the flip. So a run resumed from a checkpoint sees exactly the
@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import DinstyleError
-from .images import BadImage, load_rgb, open_image, oriented_size
+from ..errors import DinstyleError, UsageError
+from ..io.images import BadImage, list_images, load_rgb, open_checked, oriented_size
+from .distributed import DistInfo
 
 MAX_RETRIES = 64  # consecutive unreadable picks before giving up on a data set
 CONTENT, STYLE = 0, 1
@@ -26,7 +27,7 @@ CONTENT, STYLE = 0, 1
 def random_resized_crop(path: Path, size: int, scale: tuple[float, float], flip: bool, max_pixels: int,
                         rng: np.random.Generator) -> np.ndarray:
     """Aspect-preserving: short side -> size * U(scale), random size x size crop, random h-flip. (H, W, 3) uint8."""
-    with open_image(path, max_pixels) as probe:
+    with open_checked(path, max_pixels) as probe:
         w, h = oriented_size(probe)
     short = size * rng.uniform(*scale)
     nw, nh = max(size, round(w * short / min(w, h))), max(size, round(h * short / min(w, h)))
@@ -42,7 +43,7 @@ def random_resized_crop(path: Path, size: int, scale: tuple[float, float], flip:
 
 def center_crop(path: Path, size: int, max_pixels: int) -> np.ndarray:
     """Short side -> size, centre crop (the fixed sample pairs). (H, W, 3) uint8; raises BadImage."""
-    with open_image(path, max_pixels) as probe:
+    with open_checked(path, max_pixels) as probe:
         w, h = oriented_size(probe)
     nw, nh = max(size, round(w * size / min(w, h))), max(size, round(h * size / min(w, h)))
     im = load_rgb(path, max_pixels, min_size=(nw, nh)).resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
@@ -150,3 +151,51 @@ def training_files(files: Sequence[Path], held_out: Sequence[Path]) -> list[Path
         return list(files)
     out = set(held_out)
     return [f for f in files if f not in out]
+
+
+class StreamData:
+    """Batches of the global stream for this process: ``{"content": uint8 (B, 3, S, S), "style": ...}``, from
+    sample index ``position`` on (the checkpoint keeps it: a resumed run sees the batches it would have seen)."""
+
+    def __init__(self, cfg, dist: DistInfo, pin_memory: bool = False):
+        self.cfg, self.dist, self.pin_memory = cfg, dist, pin_memory
+        files = {}
+        for role in ("content", "style"):
+            folder = getattr(cfg, role)
+            if not folder:
+                raise UsageError(f"--{role} DIR is required")
+            files[role] = list_images(folder)
+            if not files[role]:
+                raise DinstyleError(f"{folder}: no images found (jpg, png, webp, bmp, tif, ...)")
+        held_c, contents = split_samples(files["content"], cfg.sample_count, cfg.seed, 0, cfg.size, cfg.max_pixels)
+        held_s, styles = split_samples(files["style"], cfg.sample_count, cfg.seed, 1, cfg.size, cfg.max_pixels)
+        n = min(len(contents), len(styles))
+        self.samples = (contents[:n], styles[:n])
+        self.dataset = PairDataset(training_files(files["content"], held_c), training_files(files["style"], held_s),
+                                   cfg.size, cfg.seed, cfg.crop_scale, cfg.flip, cfg.max_pixels)
+        self.info = {"content_images": len(self.dataset.content.files), "style_images": len(self.dataset.style.files)}
+        self.batch_images = cfg.batch_size * dist.world
+        self.position, self.batches, self.bad = 0, None, []
+
+    def next(self) -> dict:
+        if self.batches is None:  # made at the first batch: a resumed run has set the position by then
+            self.batches = iter(make_loader(self.dataset, self.cfg.batch_size, self.position, self.dist.rank,
+                                            self.dist.world, self.cfg.workers, pin_memory=self.pin_memory))
+        try:
+            content, style, bad = next(self.batches)
+        except DinstyleError as e:  # raised in a worker: keep the message, drop the worker's traceback
+            raise DinstyleError(str(e).strip().splitlines()[-1].split("DinstyleError: ", 1)[-1]) from None
+        self.bad += [r for b in bad for r in b.split("\n") if r]
+        self.position += self.batch_images
+        return {"content": content, "style": style}
+
+    def take_bad(self) -> list[str]:
+        """Unusable files this process met since the last call ('kind<TAB>path<TAB>message')."""
+        bad, self.bad = self.bad, []
+        return bad
+
+    def state_dict(self) -> dict:
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position = int(state["position"])

@@ -1,4 +1,4 @@
-"""Teacher-guided training pieces: the Magenta teacher, in-memory data banks, and the teacher loss.
+"""Teacher-guided training pieces: the teachers (Magenta's network, or a frozen model) and the teacher loss.
 
 Why a teacher: the paper's recipe needs a VGG-19 forward/backward of the output *and* the style on
 every step; on a 2-core CPU that trains ~1.4 images/s. Magenta's arbitrary-stylization network
@@ -13,22 +13,20 @@ keeps the strokes; a blurred-pixel term only anchors the colours.
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..backbones import Backbone
+from ..backbones.vgg import pretrained_vgg19
 from ..eval.metrics import ssim
 from ..layers.din import instance_stats
 from ..models.stylecode import StyleCode
 from .distill import pixel_term
-from .images import BadImage, load_rgb
 from .losses import feature_scales
 
 TEACHER_CREDIT = ("Magenta arbitrary image stylization (Ghiasi et al. 2017), int8 ONNX graphs from PyPI "
@@ -49,9 +47,9 @@ class MagentaTeacher:
 
     def targets(self, content: torch.Tensor, vectors: np.ndarray) -> torch.Tensor:
         """(B, 3, H, W) float [0, 1] contents and (B, 100) vectors -> teacher outputs, same shape."""
-        a = content.permute(0, 2, 3, 1).contiguous().numpy()
+        a = content.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()
         outs = [self.model.stylize(a[i], vectors[i]) for i in range(len(a))]
-        return torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).contiguous()
+        return torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).contiguous().to(content.device)
 
 
 class ModelTeacher:
@@ -60,10 +58,10 @@ class ModelTeacher:
     default into another architecture). Its "style vector" is the model's whole style code, flattened.
     ``taps`` (a ``distill.LevelTaps``) records its normalised features at DIN levels as it runs."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, device: torch.device | str = "cpu"):
         from ..models import load_model
 
-        self.model = load_model(str(path)).float().eval()
+        self.model = load_model(str(path)).float().eval().to(device)
         self.taps = None
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -71,13 +69,14 @@ class ModelTeacher:
 
     @torch.no_grad()
     def style_vector(self, style: np.ndarray) -> np.ndarray:
-        code = self.model.encode_style(torch.from_numpy(np.array(style)).permute(2, 0, 1)[None].float() / 255.0)
+        device = next(self.model.parameters()).device
+        code = self.model.encode_style(torch.from_numpy(np.array(style)).permute(2, 0, 1)[None].to(device).float() / 255.0)
         self.shapes = {k: tuple(v.shape[1:]) for k, v in code.tensors.items()}
-        return torch.cat([v.reshape(-1) for v in code.tensors.values()]).numpy()
+        return torch.cat([v.reshape(-1) for v in code.tensors.values()]).cpu().numpy()
 
     @torch.no_grad()
     def targets(self, content: torch.Tensor, vectors: np.ndarray) -> torch.Tensor:
-        flat, code, at = torch.from_numpy(np.ascontiguousarray(vectors)), {}, 0
+        flat, code, at = torch.from_numpy(np.ascontiguousarray(vectors)).to(content.device), {}, 0
         for k, shape in self.shapes.items():
             n = math.prod(shape)
             code[k] = flat[:, at:at + n].reshape(len(flat), *shape)
@@ -85,96 +84,19 @@ class ModelTeacher:
         return self.model.stylize(content, StyleCode(code), stats_fn=self.taps).clamp(0, 1)
 
 
-def make_teacher(name: str, init: str = "", threads: int | None = None, model: str = ""):
-    """The teacher a run names (``teacher_config.TEACHERS``)."""
+def make_teacher(name: str, init: str = "", threads: int | None = None, model: str = "",
+                 device: torch.device | str = "cpu"):
+    """The teacher a run names (``config.TEACHERS``)."""
     if name == "model":
-        return ModelTeacher(model)
-    return ModelTeacher(init) if name == "init" else MagentaTeacher(threads=threads)
+        return ModelTeacher(model, device)
+    return ModelTeacher(init, device) if name == "init" else MagentaTeacher(threads=threads)
 
 
-def center_square(im: Image.Image, size: int) -> np.ndarray:
-    """The centred square crop of ``im`` resized to ``size`` (HxWx3 uint8): what the style side sees."""
-    w, h = im.size
-    s = min(w, h)
-    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-    return np.asarray(im.crop(box).resize((size, size), Image.LANCZOS, reducing_gap=3.0))
-
-
-def resize_short_side(im: Image.Image, short: int) -> np.ndarray:
-    w, h = im.size
-    k = short / min(w, h)
-    return np.asarray(im.resize((max(short, round(w * k)), max(short, round(h * k))), Image.LANCZOS, reducing_gap=3.0))
-
-
-def load_bank(files: Sequence[Path], prepare, max_pixels: int, log=print) -> tuple[list, list[Path]]:
-    """Decode every file once with ``prepare(PIL image)``; unusable files are reported and skipped."""
-    items, kept = [], []
-    for f in files:
-        try:
-            items.append(prepare(load_rgb(f, max_pixels)))
-            kept.append(f)
-        except BadImage as e:
-            log(f"dinstyle: skipped {f}: {e}")
-    return items, kept
-
-
-@dataclass
-class StyleBank:
-    """Every training style, prepared once: the image, what the style encoder's frozen part makes of it
-    (backbone taps, or Magenta's predictor vector), and the teacher's vector."""
-
-    images: torch.Tensor  # (S, 3, s, s) uint8
-    taps: dict[str, torch.Tensor]  # tap -> (S, ...) fp16
-    vectors: np.ndarray  # (S, n) float32: the teacher's (Magenta's 100 numbers, or a model teacher's flat code)
-    files: list[Path]
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-
-@torch.no_grad()
-def build_style_bank(files: Sequence[Path], size: int, taps_of: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-                     teacher: MagentaTeacher | ModelTeacher | None, max_pixels: int, log=print, chunk: int = 8) -> StyleBank:
-    """Every style image once through the style encoder's frozen part (``taps_of``; cached in fp16) and
-    the teacher's predictor."""
-    images, kept = load_bank(files, lambda im: center_square(im, size), max_pixels, log)
-    if not images:
-        raise ValueError("no usable style images")
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    feats: dict[str, list[torch.Tensor]] = {}
-    for i in range(0, len(x), chunk):
-        for t, f in taps_of(x[i:i + chunk].float() / 255.0).items():
-            feats.setdefault(t, []).append(f.half())
-    vectors = (np.stack([teacher.style_vector(im) for im in images]) if teacher is not None
-               else np.zeros((len(images), 100), np.float32))
-    return StyleBank(x, {t: torch.cat(v) for t, v in feats.items()}, vectors, kept)
-
-
-class ContentBank:
-    """Training photos decoded once at a small short side; random crops (+ flips) drawn from memory."""
-
-    def __init__(self, files: Sequence[Path], short_side: int, max_pixels: int, log=print):
-        self.images, self.files = load_bank(files, lambda im: resize_short_side(im, short_side), max_pixels, log)
-        if not self.images:
-            raise ValueError("no usable content images")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def crops(self, rng: random.Random, n: int, size: int, scale: tuple[float, float]) -> torch.Tensor:
-        """``n`` random crops: a square of size x U(scale) px, resized to ``size``; (n, 3, size, size) float."""
-        out = []
-        for _ in range(n):
-            a = self.images[rng.randrange(len(self.images))]
-            h, w = a.shape[:2]
-            s = min(h, w, int(size * rng.uniform(*scale)))
-            y, x = rng.randrange(h - s + 1), rng.randrange(w - s + 1)
-            crop = Image.fromarray(a[y:y + s, x:x + s])
-            if s != size:
-                crop = crop.resize((size, size), Image.BILINEAR)
-            c = np.asarray(crop)
-            out.append(c[:, ::-1] if rng.random() < 0.5 else c)
-        return torch.from_numpy(np.stack(out).copy()).permute(0, 3, 1, 2).float().div_(255.0)
+def loss_network(encoder) -> Backbone:
+    """The style encoder's frozen backbone doubles as the loss network (one copy in memory); an encoder
+    without one (din-magenta's MobileNetV2 predictor, which trains with it) gets the pretrained VGG-19."""
+    backbone = getattr(encoder, "backbone", None)
+    return backbone if isinstance(backbone, Backbone) else pretrained_vgg19().freeze()
 
 
 @dataclass

