@@ -15,9 +15,11 @@ import time
 from types import SimpleNamespace
 
 import torch
+
 from serve_client import Server, photo_bytes
 
 from dinstyle.errors import Cancelled
+from dinstyle.runtime.codecache import CodeCache
 
 WAIT = 30  # the bound on every wait for something that should happen at once
 TOTAL = 40  # the stand-in's tile passes
@@ -42,9 +44,11 @@ class SlowStylizer:
     def __init__(self, instant_pixels: int = 0, checks: bool = True):
         self.instant_pixels, self.checks = instant_pixels, checks  # checks=False: a stretch with no check point
         self.runs: queue.Queue[Run] = queue.Queue()
+        self.codes = CodeCache()  # the server reads ``codes.last_hit``, as on the real Stylizer
 
     def encode_style(self, style, size):
-        return "code"
+        key = (getattr(style, "sha256", None) or str(style), size)
+        return self.codes.get_or_make(key, lambda: "code")
 
     def stylize(self, x, code, options):
         run = Run(x, options)
