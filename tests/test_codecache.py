@@ -51,3 +51,16 @@ def test_stylizer_and_server_share_one_bounded_cache(tmp_path):
     assert (hit1, hit2, hit3) == (False, True, False) and again is first
     assert service.cached_styles == len(st.codes) == 3
     assert st.encode_style(files[0], 32) is not None and len(st.codes) == 3
+
+
+def test_an_uploads_decode_keeps_the_callers_pixel_guard(tmp_path):
+    """A style the server hands over (hashed, header already checked) is decoded under the pixel guard it came
+    with, the server's own ``--max-pixels``, not the library default: one guard for the header and the decode."""
+    from dinstyle.errors import DinstyleError
+    from dinstyle.runtime.sources import IMAGE, StyleSource
+
+    st = Stylizer.from_pretrained(str(tiny_model_file(tmp_path / "tiny.safetensors")), "cpu")
+    data = _png(3)  # 48 x 40 = 1920 pixels
+    with pytest.raises(DinstyleError, match="pixels"):
+        st.encode_style(StyleSource(IMAGE, data, "small-guard.png", sha256="a", max_pixels=1000), 32)
+    assert st.encode_style(StyleSource(IMAGE, data, "big-guard.png", sha256="b", max_pixels=2000), 32) is not None

@@ -144,7 +144,7 @@ class Stylizer:
         return self.codes.get_or_make(("code", sha, style_size), lambda: self._encode(src, x, sha, style_size))
 
     def _encode(self, src: StyleSource, x: torch.Tensor | None, sha: str, style_size: int | None) -> StyleCode:
-        x = x if x is not None else content_tensor(src.value, name=src.label)[0]
+        x = x if x is not None else content_tensor(src.value, src.max_pixels, name=src.label)[0]
         xs = resize_long_side(x, style_size) if style_size else x
         code = self.model.encode_style(xs.to(self.device, self.dtype))
         config = json.loads(json.dumps(self.model.describe()["config"]))  # as it will read back from a file

@@ -11,7 +11,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..defaults import model_reference_size, scale_for
@@ -19,6 +18,7 @@ from ..errors import DinstyleError, UsageError
 from ..io.images import image_extensions, load_image, pil_to_tensor
 from ..runtime.request import RunRequest
 from ..runtime.runner import run_model
+from ..runtime.scale import resize
 from . import metrics
 from .judges import StyleJudge, VGGStatsJudge, from_hwc, load_magenta, own_style_ranks, to_hwc
 
@@ -277,8 +277,7 @@ def viewed_at(images: Sequence[torch.Tensor], short_side: int | None) -> list[to
     for x in images:
         h, w = x.shape[-2:]
         s = short_side / min(h, w)
-        out.append(x if s == 1 else F.interpolate(x.float(), size=(max(1, round(h * s)), max(1, round(w * s))),
-                                                  mode="bicubic", antialias=True, align_corners=False).clamp(0, 1))
+        out.append(resize(x, (max(1, round(h * s)), max(1, round(w * s)))).clamp(0, 1))
     return out
 
 

@@ -69,16 +69,19 @@ class RunRequest:
             check_alpha(self.alpha)
         if self.masks is not None and len(self.masks) != len(self.codes):
             raise UsageError(f"{len(self.masks)} masks for {len(self.codes)} styles")
-        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
-            raise UsageError(f"scale must be a positive number, got {self.scale}")
-        if self.detail_scale is not None and not (isinstance(self.detail_scale, (int, float))
-                                                  and math.isfinite(self.detail_scale) and self.detail_scale > 0):
-            raise UsageError(f"detail_scale must be a positive number, got {self.detail_scale}")
+        _check_positive("scale", self.scale)
+        if self.detail_scale is not None:
+            _check_positive("detail_scale", self.detail_scale)
         check_tiling(self.tile, self.max_pixels_untiled)
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled("cancelled")
+
+
+def _check_positive(name: str, value) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise UsageError(f"{name} must be a positive number, got {value}")
 
 
 def check_tiling(tile, max_pixels_untiled) -> None:

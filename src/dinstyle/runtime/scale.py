@@ -14,7 +14,7 @@ with the photo's own luminance detail (what a resize by ``detail`` removes) adde
 The detail is that of stroke size 1, not of ``scale``: adding back everything the larger resize removed put
 the photo's fine texture over the big strokes, and the strokes measured barely larger (examples/pier.jpg,
 stroke size 3: wavelength 1.04x of size 1's with it, 1.50x without; an exact 3x magnification of size 1's
-output scores 1.58x; ``benchmarks/pilots/stroke_detail.py``).
+output scores 1.54x: ``benchmarks/pilots/stroke_detail.py``, ``benchmarks/stroke_scale.py``).
 
 At stroke size 1 a photo up to the reference size runs as it is; a larger one gets the painting it would
 get at the reference size, at a cost that no longer grows with the photo. Pilots (docs/MODEL_CARD.md,

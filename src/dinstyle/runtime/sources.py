@@ -37,6 +37,7 @@ class StyleSource:
     value: object  # the StyleCode, the file's Path, or the in-memory image (or its encoded bytes)
     label: str  # how messages name it: the argument as given (builtin:NAME stays so), or the type's name
     sha256: str | None = None  # the content hash when the caller has it (the server: the upload's bytes)
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # the decode's pixel guard (the server: its own --max-pixels)
 
     @property
     def saved(self) -> bool:

@@ -218,7 +218,8 @@ class StyleService:
                     pass
             except UnidentifiedImageError:  # open_image's words for it
                 raise DinstyleError(f"{name}: not an image, or a format Pillow cannot read") from None
-            source = StyleSource(IMAGE, style.data, name, sha256=hashlib.sha256(style.data).hexdigest())
+            source = StyleSource(IMAGE, style.data, name, sha256=hashlib.sha256(style.data).hexdigest(),
+                                 max_pixels=self.max_pixels)
         with self._encoding:
             code = self.stylizer.encode_style(source, size)
             return code, self.stylizer.codes.last_hit
