@@ -22,7 +22,7 @@ def measure(size: int, model: str, tile: int | None, untiled: bool) -> dict:
     import torch
 
     from dinstyle import Stylizer
-    from dinstyle.runtime.request import DEFAULT_MAX_PIXELS_UNTILED
+    from dinstyle.runtime.memory import tile_pixel_budget, untiled_pixel_budget
     from dinstyle.runtime.tiling import tile_for_budget
 
     warnings.simplefilter("ignore")
@@ -31,15 +31,18 @@ def measure(size: int, model: str, tile: int | None, untiled: bool) -> dict:
     g = torch.Generator().manual_seed(0)  # smooth random content: some structure at every scale
     x = torch.nn.functional.interpolate(torch.rand(1, 3, size // 16, size // 16, generator=g), size=(size, size),
                                         mode="bilinear") + 0.1 * torch.rand(1, 3, size, size, generator=g)
-    limit = size * size if untiled else DEFAULT_MAX_PIXELS_UNTILED
+    # the library's default rule (runtime.memory, as the runner applies it): tiles only when the memory requires
+    limit = size * size if untiled else untiled_pixel_budget(st.model, code=code)
     tiled = tile is not None or size * size > limit
-    tile = tile or (tile_for_budget(st.model, code, limit) if tiled else None)
+    tile = tile or (tile_for_budget(st.model, code, tile_pixel_budget(st.model, size * size, code=code)) if tiled
+                    else None)
     cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731  user + system
     t0, c0 = time.perf_counter(), cpu()
-    y = st.stylize(x.clamp(0, 1), code, tile=tile, max_pixels_untiled=limit)
+    y = st.stylize(x.clamp(0, 1), code, tile=tile, max_pixels_untiled=size * size if untiled else None)
     seconds, cpu_seconds = time.perf_counter() - t0, cpu() - c0
     assert y.shape == x.shape
     return {"size": f"{size}x{size}", "model": model, "mode": f"tiles of {tile}" if tiled else "untiled",
+            "untiled_limit_px": limit,
             "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "threads": torch.get_num_threads(), "load_avg_1min": round(os.getloadavg()[0], 1)}

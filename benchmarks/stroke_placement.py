@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from dinstyle.defaults import DITHER
 from dinstyle.errors import DinstyleError
 from dinstyle.io.images import image_extensions, load_image, pil_to_tensor, save_image, tensor_to_pil
 from dinstyle.eval.periodic import periodic_artefacts
@@ -33,6 +34,8 @@ from dinstyle.eval.stroke_shapes import KINDS, default_font, synthetic_set
 from dinstyle.models import load_model, model_id
 from dinstyle.runtime.controls import resize_long_side
 from dinstyle.runtime.devices import pick_device
+from dinstyle.runtime.request import RunRequest
+from dinstyle.runtime.runner import run_model
 
 FIGURES = ("placement", "coverage", "flat_rms", "structure_rms", "periodic")
 
@@ -80,13 +83,15 @@ def nanstd(values: list[float]) -> float:
 
 
 @torch.inference_mode()
-def evaluate(model, contents, styles, style_size: int, device, keep: set) -> tuple[list[dict], dict]:
-    """Scores for every (content, style) pair, and the outputs of the pairs in ``keep`` (for the grid)."""
+def evaluate(model, contents, styles, style_size: int, device, keep: set,
+             dither: float = DITHER) -> tuple[list[dict], dict]:
+    """Scores for every (content, style) pair, and the outputs of the pairs in ``keep`` (for the grid). Each
+    content runs as dinstyle runs it (``run_model``: the fixed dither, ``--dither``, included)."""
     pairs, kept = [], {}
     for sname, style in styles:
         code = model.encode_style(resize_long_side(style.to(device), style_size))
         for cname, content in contents:
-            out = model.stylize(content.to(device), code).clamp(0, 1).float().cpu()
+            out = run_model(model, content.to(device), RunRequest([code], dither=dither)).clamp(0, 1).float().cpu()
             masks = content_masks(content)
             score = stroke_placement(out, content, masks=masks)[0]
             periodic = periodic_artefacts(out, masks[0])[0].periodic
@@ -158,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256, help="content size in pixels (default 256)")
     p.add_argument("--style-size", type=int, default=256, help="style long side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dither", type=float, default=DITHER,
+                   help=f"sigma of the fixed input dither (default {DITHER}, as dinstyle runs; 0 = none, as before)")
     p.add_argument("--device", default="auto")
     p.add_argument("--grid", metavar="FILE.png", help="also save a side-by-side picture (content, style, models)")
     p.add_argument("--grid-rows", type=int, default=4)
@@ -190,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     keep = [(c, styles[i % len(styles)][0]) for i, (c, _) in enumerate(spread(contents, args.grid_rows))]
     results, outputs = {}, {}
     for label, model in models.items():
-        pairs, outputs[label] = evaluate(model, contents, styles, args.style_size, device, set(keep))
+        pairs, outputs[label] = evaluate(model, contents, styles, args.style_size, device, set(keep), args.dither)
         results[label] = {"model": model_id(model), **trained[label], **summarise(pairs), "pairs": pairs}
     for s in skipped:
         print(f"stroke_placement: skipped: {s}", file=sys.stderr)

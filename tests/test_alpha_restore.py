@@ -107,13 +107,13 @@ def test_alpha_blends_towards_the_contents_own_code():
     mid = {k: own[k] + 0.3 * (v - own[k]) for k, v in code.tensors.items()}
     assert torch.allclose(model.stylize(x, code, alpha=0.3), model.stylize(x, StyleCode(mid)), atol=1e-6)
     assert not torch.allclose(model.stylize(x, code, alpha=0.3), model.stylize(x, code), atol=1e-3)
-    tiled = run_model(model, x, RunRequest([code], alpha=0.3, tile=32, restore=False))
+    tiled = run_model(model, x, RunRequest([code], alpha=0.3, tile=32, restore=False, dither=0))
     assert (tiled - model.stylize(x, code, alpha=0.3)).abs().max() < 1e-4  # one code for every tile
     reads = []
     read = model.content_code
     model.content_code = lambda c: reads.append(c.shape) or read(c)
     try:  # both passes of the restore (alpha 0.3 and 0), in tiles, blend towards one code read once
-        run_model(model, x, RunRequest([code], alpha=0.3, tile=32))
+        run_model(model, x, RunRequest([code], alpha=0.3, tile=32, dither=0))
     finally:
         del model.content_code
     assert reads == [x.shape]

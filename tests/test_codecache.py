@@ -45,9 +45,9 @@ def test_stylizer_and_server_share_one_bounded_cache(tmp_path):
     service = StyleService(st)
     assert not hasattr(service, "_codes")
     up = Upload("mine.png", _png(7))
-    first, hit1 = service.style_code(up, 32)
-    again, hit2 = service.style_code(up, 32)
-    other, hit3 = service.style_code(up, 48)
+    first, hit1 = service.encode_style(up, 32)
+    again, hit2 = service.encode_style(up, 32)
+    other, hit3 = service.encode_style(up, 48)
     assert (hit1, hit2, hit3) == (False, True, False) and again is first
     assert service.cached_styles == len(st.codes) == 3
     assert st.encode_style(files[0], 32) is not None and len(st.codes) == 3

@@ -10,7 +10,8 @@ from dinstyle.cli import main
 from dinstyle.errors import DinstyleError
 from dinstyle.train.check import KINDS, check_folder
 from dinstyle.train.data import PairDataset, StreamSampler, make_loader, random_resized_crop, split_samples
-from dinstyle.io.images import BadImage, list_images, load_rgb, to_rgb
+from dinstyle.io.imagefolders import BadImage, list_images, load_rgb
+from dinstyle.io.images import to_rgb
 from dinstyle.train.synthetic_data import make_image_folder, make_problem_images
 
 

@@ -114,7 +114,7 @@ def test_tiles_match_the_whole_image(model):
         code = model.encode_style(torch.rand(1, 3, 48, 48))
         for alpha in (1.0, 0.4):
             whole = model.stylize(x, code, alpha=alpha)
-            tiled = run_model(model, x, RunRequest([code], alpha=alpha, tile=48, restore=False))  # the network alone
+            tiled = run_model(model, x, RunRequest([code], alpha=alpha, tile=48, restore=False, dither=0))  # the network alone
             assert (tiled - whole).abs().max() < 2e-3, alpha
 
 
@@ -130,7 +130,7 @@ def test_alpha_content_reads_one_code_for_all_tiles(model):
     with torch.no_grad():
         code = model.encode_style(torch.rand(1, 3, 48, 48))
         whole = model.stylize(x, code, alpha=0.4)
-        tiled = run_model(model, x, RunRequest([code], alpha=0.4, tile=64, restore=False))
+        tiled = run_model(model, x, RunRequest([code], alpha=0.4, tile=64, restore=False, dither=0))
         tiler = stylize_tiled(model, x, RunRequest([code], alpha=0.4, tile=64))  # the tiler on its own
         left = model.codes_at_alpha([code], 0.4, x[..., :128])  # what a tile of the dark half would read
         from_left = run_model(model, x, RunRequest(left, tile=64, restore=False))
@@ -222,6 +222,6 @@ def test_style_size_warning_names_the_control_that_does_nothing():
         warnings.simplefilter("always")
         st.blend_styles([style])
         assert not caught
-        st.blend_styles([style], size=128)
+        st.blend_styles([style], style_size=128)
     said = [str(w.message) for w in caught]
     assert len(said) == 1 and "--style-size: no effect" in said[0]

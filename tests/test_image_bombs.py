@@ -15,7 +15,7 @@ from PIL import Image, ImageFile
 
 from dinstyle.cli import main
 from dinstyle.errors import DinstyleError
-from dinstyle.io.imagefiles import READ_FORMATS, decode_image, open_lazy
+from dinstyle.io.images import READ_FORMATS, decode_image, open_lazy
 from dinstyle.io.opensizes import BEFORE_OPEN
 
 from conftest import tiny_model_file
@@ -71,7 +71,7 @@ def _peak_rss_mb(path) -> tuple[str, int]:
     code = textwrap.dedent(f"""
         import resource
         from dinstyle.errors import DinstyleError
-        from dinstyle.io.imagefiles import decode_image
+        from dinstyle.io.images import decode_image
         try:
             decode_image({str(path)!r}, {LIMIT})
             print("decoded")
@@ -106,7 +106,7 @@ def test_every_ico_entry_is_checked_by_its_own_header(tmp_path, entries, words):
 
 
 def test_the_training_loader_checks_ico_entries_too(bomb):
-    from dinstyle.io.images import BadImage, open_checked as open_image
+    from dinstyle.io.imagefolders import BadImage, open_checked as open_image
 
     with pytest.raises(BadImage) as e:
         open_image(bomb, LIMIT)

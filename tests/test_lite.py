@@ -18,6 +18,8 @@ pytest.importorskip("onnxruntime")
 
 import dinstyle  # noqa: E402
 from dinstyle.api import resize_long_side  # noqa: E402
+from dinstyle.defaults import DITHER  # noqa: E402
+from dinstyle.runtime.runner import dithered  # noqa: E402
 from dinstyle.errors import DinstyleError  # noqa: E402
 from dinstyle.export import export_onnx  # noqa: E402
 from dinstyle.io.images import load_image, pil_to_tensor, tensor_to_pil  # noqa: E402
@@ -98,10 +100,11 @@ def _torch_code(model, style_path: Path) -> StyleCode:
 def _torch_stylize(model, content_path: Path, code: StyleCode, alpha: float = 1.0, restore: bool = True) -> np.ndarray:
     """What dinstyle's PyTorch path gives, restore included (alpha < 1 adds back what alpha 0 loses)."""
     x = pil_to_tensor(load_image(content_path))
+    xd = dithered(x, DITHER)  # every pass's input carries the fixed dither (runtime/runner.py); the restore not
     with torch.no_grad():
-        out = model.stylize(x, code, alpha=alpha).clamp(0, 1)
+        out = model.stylize(xd, code, alpha=alpha).clamp(0, 1)
         if restore and alpha < 1:
-            out = out + (1 - alpha) * (x - model.stylize(x, code, alpha=0.0).clamp(0, 1))
+            out = out + (1 - alpha) * (x - model.stylize(xd, code, alpha=0.0).clamp(0, 1))
     return np.asarray(tensor_to_pil(out.clamp(0, 1)), dtype=np.int16)
 
 

@@ -62,6 +62,38 @@ def test_larger_strokes_add_back_only_the_detail_of_stroke_size_1():
     assert float(expected.abs().mean()) > 1e-3 and not torch.allclose(luminance(fine), luminance(full), atol=1e-3)
 
 
+def test_the_native_pass_gives_its_fine_band_back():
+    """With a native pass, what the resize removes comes back from it (all channels): an identity network
+    gives the photo back exactly, and ``run`` still sees only the small image."""
+    x = _x(120, 160)
+    seen, calls = [], []
+    y = run_scaled(lambda xs, ms: seen.append(xs.shape[-2:]) or xs, x, 2.0, native=lambda: calls.append(1) or x)
+    assert seen == [(60, 80)] and calls == [1] and torch.allclose(y, x, atol=1e-5)
+    assert run_scaled(lambda xs, ms: 1 / 0, x, 1.0, native=lambda: x) is x  # scale 1 is the native pass itself
+
+
+@torch.no_grad()
+def test_the_runner_runs_the_native_pass_once_per_alpha(model_and_code, monkeypatch):
+    """A shrunk pass needs the photo-size pass for its fine band; a stroke map's two scales share it, and the
+    restore's alpha-0 pass has its own (runtime/runner.py)."""
+    import dinstyle.runtime.runner as runner
+
+    model, code = model_and_code
+    sizes = []
+    real = runner._run
+    monkeypatch.setattr(runner, "_run", lambda m, xs, r: sizes.append(tuple(xs.shape[-2:])) or real(m, xs, r))
+    x = _x(96, 128)
+    run_model(model, x, RunRequest([code], scale=2.0, detail_scale=2.0))
+    assert sorted(sizes) == [(48, 64), (96, 128)]
+    sizes.clear()
+    v = torch.rand(1, 1, 96, 128)
+    run_model(model, x, RunRequest([code], alpha=0.5, scale=4.0, detail_scale=2.0, scale_map=v))
+    assert sorted(sizes) == [(12, 16)] * 2 + [(48, 64)] * 2 + [(96, 128)] * 2  # scales 2 and 8, twice
+    sizes.clear()
+    run_model(model, x, RunRequest([code], scale=2.0, detail_scale=1.0))  # no detail: no native pass
+    assert sizes == [(48, 64)]
+
+
 @torch.inference_mode(False)
 @torch.no_grad()
 def test_scaled_runs_tile_like_whole_ones_with_masks_and_restore(model_and_code):

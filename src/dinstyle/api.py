@@ -129,10 +129,14 @@ class Stylizer:
 
     @torch.inference_mode()
     def encode_style(self, style: StyleLike | StyleSource, style_size: int | None = 0) -> StyleCode:
-        """The code of ONE style (the basic step; ``style_code`` blends several): encoded once (resized to
-        ``style_size`` on its long side; 0 = the model's own ``style_size``, None keeps its size), kept in
-        ``codes``, and reused for any number of contents. Saved codes and StyleCodes are checked and returned
-        as they are."""
+        """One style -> its code: the model's ``encode_style`` with the resize, the checks and the cache around it
+        (the API's twin of ``models.base.encode_style`` and ``lite.LiteModel.encode_style``).
+
+        ``style``: an image, path, ``builtin:NAME``, saved code (.safetensors), StyleCode or classified
+        ``StyleSource``. An image is resized to ``style_size`` on its long side (0 = the model's own
+        ``style_size``, None keeps its size), encoded once, kept in ``codes`` and reused for any number of
+        contents; saved codes and StyleCodes are checked and returned as they are. Several styles blended into
+        one code: :meth:`blend_styles`."""
         src = style_source(style)
         if src.kind == CODE:
             return self.check_code(src.value)
@@ -165,16 +169,26 @@ class Stylizer:
         stamp = ("file-sha", str(src.path.resolve()), src.path.stat().st_mtime_ns)
         return self.codes.get_or_make(stamp, lambda: file_sha256(src.path)), None
 
-    def blend_styles(self, styles: Sequence[StyleLike], weights: Sequence[float] | None = None,
-                     size: int | None = None) -> StyleCode:
-        """Encode ``styles`` (each at ``size`` px on the long side, default ``self.style_size``; larger = smaller
-        strokes on models whose encoder sees the size) and blend them with ``weights`` in DIN-parameter space."""
+    def blend_styles(self, styles: StyleLike | Sequence[StyleLike], weights: Sequence[float] | None = None,
+                     style_size: int | None = None) -> StyleCode:
+        """Several styles + weights -> ONE code, blended in DIN-parameter space: the code ``stylize`` runs for a
+        list of styles, video runs for every frame, and ``dinstyle encode-style`` saves.
+
+        ``styles``: a list of styles (or one style), each as :meth:`encode_style` takes it; each is encoded there
+        at ``style_size`` px on its long side (None: the model's ``style_size``; larger = smaller strokes on
+        models whose encoder sees the size; a saved code refuses a size). A single style is its own code,
+        ``weights`` unused; a StyleCode given alone (not in a list) is checked and returned as it is."""
+        if isinstance(styles, StyleCode):
+            return self.encode_style(styles)  # checked against the model
+        styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+        if not styles:
+            raise UsageError("at least one style is needed")
         sources = [style_source(s) for s in styles]
-        check_resizable(sources, size is not None)
-        if size is not None and not self.model.style_size_matters:
+        check_resizable(sources, style_size is not None)
+        if style_size is not None and not self.model.style_size_matters:
             warnings.warn(f"{self.model.arch} sees every style at one fixed size (--style-size: no effect on its "
                           "strokes; --stroke-size scales them)", stacklevel=3)
-        codes = [self.encode_style(s, size or self.style_size) for s in sources]
+        codes = [self.encode_style(s, style_size or self.style_size) for s in sources]
         if len(codes) == 1:
             return codes[0]
         try:
@@ -183,8 +197,9 @@ class Stylizer:
             raise UsageError(f"style weights: {e}") from None
 
     def prepare_styles(self, styles: Sequence[StyleLike], options: StyleOptions | None = None, **controls) -> None:
-        """Encode (and cache) every code ``stylize`` will ask for with these options, so a batch finds an
-        unusable style before its first image; any problem is a :class:`UsageError`."""
+        """Warm the cache ahead of a batch: encode every code ``stylize`` will ask for with these styles and
+        options (nothing returned), so a batch finds an unusable style before its first image; any problem is
+        a :class:`UsageError`."""
         opts = _options(options, controls)
         opts.check_styles(len(styles))
         try:
@@ -195,7 +210,7 @@ class Stylizer:
             raise UsageError(str(e)) from None
 
     def _codes_for(self, styles: Sequence[StyleLike], opts: StyleOptions) -> list[StyleCode]:
-        """The codes ``stylize`` runs: one blend, or one code per mask region."""
+        """The codes ``stylize`` runs for ``opts``: one blend, or one code per mask region."""
         if opts.mask is not None:
             return [self.blend_styles([s], None, opts.style_size) for s in styles]
         return [self.blend_styles(styles, opts.style_weights, opts.style_size)]
@@ -247,22 +262,11 @@ class Stylizer:
         return like_input(out, image, alpha_ch)
 
     # ------------------------------------------------------------------ video
-    def style_code(self, style: StyleLike | Sequence[StyleLike], style_size: int | None = None,
-                   style_weights: Sequence[float] | None = None) -> StyleCode:
-        """One style or a list (blended with ``style_weights``), each an image, path, ``builtin:NAME``, saved
-        code (.safetensors) or StyleCode -> one code on this device, encoded once at ``style_size`` px (default:
-        the model's style size)."""
-        if isinstance(style, StyleCode):
-            return self.encode_style(style)  # checked against the model
-        styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        if not styles:
-            raise UsageError("at least one style is needed")
-        return self.blend_styles(styles, style_weights, style_size)
-
     def stylize_frames(self, frames: Iterable[Frame], style: StyleLike | Sequence[StyleLike], *, temporal: float = 0.0,
                        batch_size: int | None = None, cut_threshold: float = CUT_THRESHOLD,
                        options: StyleOptions | None = None, **controls) -> Iterator[Frame]:
-        """Stylize a stream of frames, in order, with ``style`` (encoded once; see ``style_code``).
+        """Stylize a stream of frames, in order, with ``style`` (one style or a list, encoded once by
+        ``blend_styles``).
 
         Frames may be uint8/float (H, W, 3) arrays, PIL images or (3, H, W)/(1, 3, H, W) tensors in [0, 1];
         each output has the kind and size of its input. ``temporal`` in [0, 1] steadies the output (0 =
@@ -278,7 +282,7 @@ class Stylizer:
             batch_size = 1 if self.device.type == "cpu" else AUTO_GPU_BATCH
         if batch_size < 1:
             raise UsageError(f"batch size must be >= 1, got {batch_size}")
-        code = self.style_code(style, opts.style_size, opts.style_weights)
+        code = self.blend_styles(style, opts.style_weights, opts.style_size)
         run = FrameStylizer(self.model, code, opts, temporal, cut_threshold, device=self.device, dtype=self.dtype)
         yield from stream_frames(run, frames, batch_size)
 
@@ -306,7 +310,7 @@ class Stylizer:
         style_files = [src.path for src in map(style_source, styles) if src.path is not None]
 
         def begin():
-            code = self.style_code(style, opts.style_size, opts.style_weights)
+            code = self.blend_styles(style, opts.style_weights, opts.style_size)
             return lambda frames: self.stylize_frames(frames, code, temporal=temporal, options=opts, **stream)
 
         summary = {"model": self.model_id, "alpha": opts.alpha, "temporal": temporal}

@@ -60,7 +60,9 @@ def register(sub) -> None:
     size.add_argument("--max-size", type=int, metavar="N", help="shrink so the long side is at most N pixels")
     s.add_argument("--tile", type=int, metavar="N", help="always process in N-pixel tiles (whole-image statistics)")
     s.add_argument("--max-pixels-untiled", type=pixel_count, default=None, metavar="P",
-                   help="process at most P pixels at once: larger images are tiled (default 8.4e6 = 2**23)")
+                   help="process at most P pixels at once: larger images are tiled (default: tile only when the "
+                        "memory requires it, from the free memory and the model's measured bytes per pixel; "
+                        "'dinstyle info' shows the limit)")
     s.add_argument("--max-pixels", type=pixel_count, default=None, metavar="P",
                    help="refuse inputs above P pixels (decompression-bomb guard; default 150e6)")
     o = p.add_argument_group("output and device")

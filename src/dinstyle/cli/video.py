@@ -38,7 +38,8 @@ def register(sub) -> None:
                    help="mean difference of consecutive 32x32 thumbnails (0..1) above which a frame starts a new "
                         "scene: smoothing restarts there (0 = every change, 1 = never; default 0.1)")
     p.add_argument("--max-pixels-untiled", type=pixel_count, default=None, metavar="P",
-                   help="stylize at most P pixels of a frame at once: larger frames are tiled (default 8.4e6 = 2**23)")
+                   help="stylize at most P pixels of a frame at once: larger frames are tiled (default: tile only when "
+                        "the memory requires it; 'dinstyle info' shows the limit)")
     p.add_argument("--max-pixels", type=pixel_count, default=None, metavar="P",
                    help="refuse frames above P pixels (default 150e6)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
@@ -51,7 +52,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..api import Stylizer
     from ..errors import UsageError
-    from ..io.imagefiles import DEFAULT_MAX_PIXELS
+    from ..io.images import DEFAULT_MAX_PIXELS
     from ..io.videofiles import FORMATS, check_paths
     from ..runtime.request import DEFAULT_MAX_PIXELS_UNTILED, StyleOptions
     from ..video.temporal import CUT_THRESHOLD, check_cut_threshold, check_temporal

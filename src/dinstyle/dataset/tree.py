@@ -11,8 +11,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from ..errors import DinstyleError, UsageError
-from ..io.imagefiles import image_extensions
-from ..io.images import output_format
+from ..io.images import image_extensions, output_format
 
 
 def is_uri(location: str) -> bool:

@@ -1,35 +1,181 @@
-"""Reading and writing images robustly.
+"""Image files, safely, with Pillow: open (the formats allowed, the pixel guard), decode to upright sRGB, to and
+from tensors, encode and write. The one image module of the library; importing it imports no torch (only
+``pil_to_tensor``/``tensor_to_pil`` do), so the torch-free ``dinstyle.lite.images`` opens and writes with
+these very rules. Folders of training images (which files can be used): ``imagefolders``.
 
-Inputs of any common kind become upright sRGB: EXIF orientation is applied; grayscale, palette, CMYK,
-16-bit and float images are converted; an embedded ICC profile is honoured (Pillow ImageCms); alpha is
-kept apart so callers can reattach it. Opening (the formats allowed, the pixel guard read from the
-header) and encoding live in ``imagefiles``, shared with the torch-free ``dinstyle.lite``. Every failure
-is a one-line ``DinstyleError`` naming the file. Writes are atomic (temp file + rename) and can refuse to
-replace an existing file.
+* Only the raster formats in ``READ_FORMATS`` are ever opened, whatever a file's name or first bytes
+  claim: Pillow would hand PostScript/EPS to Ghostscript where it is installed, and many rarely used
+  parsers are better left shut.
+* The pixel guard (``open_lazy``) reads the size from the header, before any pixel is decoded, and never
+  touches Pillow's process-wide ``Image.MAX_IMAGE_PIXELS`` (threads opening images at the same time, a web
+  server, keep Pillow's own guard intact). Where a plugin decodes or allocates while opening (ICO, WebP),
+  the sizes are read from the bytes first (``opensizes``), and a file whose sizes cannot be read is refused.
+* Inputs of any common kind become upright sRGB (``open_image``): EXIF orientation is applied; grayscale,
+  palette, CMYK, 16-bit and float images are converted; an embedded ICC profile is honoured (Pillow
+  ImageCms); alpha is kept apart so callers can reattach it.
+* Every failure, an encoder's refusal too (WebP's 16383-pixel limit, ICO's 256), is a one-line
+  ``DinstyleError`` naming the file. Writes are atomic (temp file + rename) and can refuse to replace an
+  existing file.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import struct
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Union
 
 import numpy as np
-import torch
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from ..errors import DinstyleError
+from ..errors import DinstyleError, first_line
 from .atomic import atomic_path
-from .imagefiles import (DEFAULT_MAX_PIXELS, PixelLimitError, Source, decode_image, encode_image, image_extensions,
-                         open_lazy, source_label)
+from .opensizes import BEFORE_OPEN
 
-__all__ = ["DEFAULT_MAX_PIXELS", "BadImage", "decode_image", "image_bytes", "image_extensions", "list_images",
-           "load_image", "load_rgb", "open_checked", "open_image", "oriented_size", "output_format", "pil_to_tensor",
-           "save_image", "tensor_to_pil", "to_rgb", "to_srgb"]
+if TYPE_CHECKING:
+    import torch
 
-ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "TGA", "JPEG2000", "BMP", "ICO"}
+__all__ = ["DEFAULT_MAX_PIXELS", "READ_FORMATS", "PixelLimitError", "Source", "check_pixels", "decode_image",
+           "encode_image", "image_bytes", "image_extensions", "load_image", "open_image", "open_lazy",
+           "output_format", "pil_to_tensor", "save_image", "source_label", "tensor_to_pil", "to_rgb", "to_srgb"]
+
+DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k: bigger is almost surely a mistake or a decompression bomb
+# The formats Pillow may open (JPEG covers MPO, the multi-picture JPEG of cameras). Not EPS/PS (Ghostscript),
+# PDF, PSD, FITS, WMF, ...: nobody styles those, and every parser opened is attack surface.
+READ_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "TGA", "PPM", "JPEG2000", "ICO", "QOI", "AVIF")
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "TGA", "JPEG2000", "BMP", "ICO"}  # the formats that can write transparency
+Source = Union[str, os.PathLike, bytes, BinaryIO]
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+# ---------------------------------------------------------------------- opening: the formats and the pixel guard
+def image_extensions() -> set[str]:
+    """Lower-case file extensions of the formats we open (used to pick images out of folders)."""
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in READ_FORMATS and fmt in Image.OPEN}
+
+
+class PixelLimitError(DinstyleError):
+    """An image (or a part a plugin decodes while opening) over the pixel limit."""
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None, label: str) -> None:
+    """The pixel guard: refuse images (and video frames) over ``max_pixels`` (None or 0: no limit)."""
+    if max_pixels and width * height > max_pixels:
+        raise PixelLimitError(f"{label}: {width}x{height} = {width * height:,} pixels, over the limit of "
+                            f"{max_pixels:,} (a decompression bomb? raise it with --max-pixels)")
+
+
+def open_lazy(src: str | os.PathLike | BinaryIO, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+              label: str | None = None) -> Image.Image:
+    """Identify ``src`` among ``READ_FORMATS`` and read its header only (what ``Image.open`` does, without
+    its global decompression-bomb check): the pixel guard for ``max_pixels`` (None or 0: no limit), on the
+    sizes a plugin decodes while opening (``opensizes.BEFORE_OPEN``) and on the opened size. Raises
+    UnidentifiedImageError, or DinstyleError naming ``label`` (default: the path)."""
+    Image.init()  # every plugin registered once; only READ_FORMATS are ever asked below
+    label = label or source_label(src)
+    if isinstance(src, (str, os.PathLike)):
+        with open(src, "rb") as f:
+            prefix = f.read(16)
+        fp, filename = os.fspath(src), os.fspath(src)  # each plugin opens (and on failure closes) the file
+    else:
+        try:
+            src.seek(0)
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            src = io.BytesIO(src.read())
+        prefix = src.read(16)
+        fp, filename = src, ""
+    for fmt in Image.ID:
+        if fmt not in READ_FORMATS or fmt not in Image.OPEN:
+            continue
+        factory, accept = Image.OPEN[fmt]
+        ok = not accept or accept(prefix)
+        if not ok or isinstance(ok, str):
+            continue
+        if max_pixels and fmt in BEFORE_OPEN:
+            _check_before_open(fp, fmt, max_pixels, label)
+        if not isinstance(fp, str):
+            fp.seek(0)
+        try:
+            im = factory(fp, filename)
+        except (SyntaxError, IndexError, TypeError, struct.error):  # as Image.open: try the next format
+            continue
+        _checked(im, max_pixels, label)
+        return im
+    raise UnidentifiedImageError(f"cannot identify image file {filename or '<stream>'}")
+
+
+def _check_before_open(fp: str | BinaryIO, fmt: str, max_pixels: int, label: str) -> None:
+    """The pixel guard on what ``fmt``'s plugin would decode while opening; sizes that cannot be read are
+    refused (the plugin would decode whatever it finds)."""
+    try:
+        with open(fp, "rb") if isinstance(fp, str) else contextlib.nullcontext(fp) as f:
+            sizes = BEFORE_OPEN[fmt](f)
+    except (ValueError, struct.error) as e:
+        raise DinstyleError(f"{label}: truncated or corrupt image ({fmt}: {first_line(e, 120)}; its size "
+                            "cannot be checked before decoding)") from None
+    for w, h in sizes:
+        check_pixels(w, h, max_pixels, label)
+
+
+def _checked(im: Image.Image, max_pixels: int | None, label: str) -> None:
+    try:
+        check_pixels(*im.size, max_pixels, label)
+    except DinstyleError:
+        im.close()
+        raise
+
+
+def source_label(src: Source, name: str | None = None) -> str:
+    """How messages name an image source: ``name``, else the path, else '<stdin>'."""
+    if name:
+        return name
+    return str(src) if isinstance(src, (str, os.PathLike)) else "<stdin>"
+
+
+# ---------------------------------------------------------------------- decoding: upright sRGB
+def decode_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
+    """Decode ``src`` (path, bytes or binary file) fully, upright, in its own mode (no colour conversion)."""
+    label = source_label(src, name)
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        if p.is_dir():
+            raise DinstyleError(f"{label}: is a directory, not an image")
+        if p.is_file() and p.stat().st_size == 0:
+            raise DinstyleError(f"{label}: empty file")
+    elif isinstance(src, bytes):
+        if not src:
+            raise DinstyleError(f"{label}: empty input")
+        src = io.BytesIO(src)
+    try:
+        with open_lazy(src, max_pixels, label) as im:
+            im.load()
+            return _upright(im, label)
+    except DinstyleError:
+        raise
+    except FileNotFoundError:
+        raise DinstyleError(f"{label}: no such file") from None
+    except PermissionError:
+        raise DinstyleError(f"{label}: permission denied") from None
+    except UnidentifiedImageError:
+        raise DinstyleError(f"{label}: not an image, or a format Pillow cannot read") from None
+    except Image.DecompressionBombError as e:  # a plugin's own check while loading (GIF/ICO frames)
+        raise DinstyleError(f"{label}: too many pixels ({e})") from None
+    except MemoryError:
+        raise DinstyleError(f"{label}: out of memory while decoding") from None
+    except Exception as e:  # truncated/corrupt data surfaces as OSError, SyntaxError, zlib.error, EOFError...
+        raise DinstyleError(f"{label}: truncated or corrupt image ({first_line(e, 160)})") from None
+
+
+def _upright(im: Image.Image, label: str) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception as e:  # a broken EXIF block should not lose the picture
+        warnings.warn(f"{label}: ignoring unreadable EXIF orientation ({e})", stacklevel=4)
+        return im
 
 
 def open_image(src: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
@@ -92,8 +238,10 @@ def to_rgb(im: Image.Image, label: str = "image") -> Image.Image:
     return rgb
 
 
+# ---------------------------------------------------------------------- tensors
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
     """PIL image -> (1, 3, H, W) float in [0, 1] (alpha dropped; use :func:`to_srgb` first)."""
+    import torch  # here, not above: the torch-free lite imports this module
     a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).contiguous()
 
@@ -104,6 +252,21 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     x = x[0] if x.dim() == 4 else x
     a = (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(a, "RGBA" if a.shape[2] == 4 else "RGB")
+
+
+# ---------------------------------------------------------------------- writing
+def encode_image(im: Image.Image, dest: str | os.PathLike | BinaryIO, fmt: str, label: str, **options) -> None:
+    """``im.save(dest, format=fmt)``; whatever the encoder refuses is a one-line error naming ``label``."""
+    try:
+        im.save(dest, format=fmt, **options)
+    except OSError as e:
+        if e.errno is not None:  # the disk: full, read-only, gone
+            raise DinstyleError(f"{label}: cannot write ({e.strerror or e})") from None
+        raise DinstyleError(f"{label}: cannot write as {fmt} ({first_line(e, 160)})") from None
+    except MemoryError:
+        raise DinstyleError(f"{label}: out of memory while encoding {fmt}") from None
+    except Exception as e:  # ValueError (WebP's 16383-px limit, ICO's sizes), KeyError, struct.error, ...
+        raise DinstyleError(f"{label}: cannot write as {fmt} ({first_line(e, 160)})") from None
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -174,83 +337,3 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = True,
         raise DinstyleError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
         tmp.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------------- folders of images (training, check-data)
-ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
-
-class BadImage(Exception):
-    """An image a folder holds that cannot be used; ``kind`` is 'unreadable', 'truncated' or 'huge'. Training
-    skips it (and names it), ``dinstyle check-data`` reports it."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under ``folder`` (recursive, by extension, hidden entries skipped), sorted for determinism."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise DinstyleError(f"{root}: no such folder")
-    found, seen, extensions = [], set(), image_extensions()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath, f) for f in filenames
-                  if not f.startswith(".") and Path(f).suffix.lower() in extensions]
-    return sorted(found, key=lambda p: p.as_posix())
-
-
-def open_checked(path: str | os.PathLike, max_pixels: int) -> Image.Image:
-    """Open lazily (header only, ``imagefiles.open_lazy``: its formats and pixel guard, nothing process-wide
-    touched, so loader threads are safe); raises BadImage."""
-    try:
-        im = open_lazy(path, max_pixels)
-    except PixelLimitError as e:  # checked before decoding, also what a plugin decodes while opening (ICO)
-        raise BadImage("huge", str(e)) from None
-    except Exception as e:  # Pillow raises many types for broken files
-        raise BadImage("unreadable", f"{path}: cannot read image ({type(e).__name__}: {e})") from None
-    w, h = im.size
-    if w * h > max_pixels:
-        im.close()
-        raise BadImage("huge", f"{path}: {w}x{h} exceeds the {max_pixels}-pixel limit")
-    if w < 1 or h < 1:
-        im.close()
-        raise BadImage("unreadable", f"{path}: empty image ({w}x{h})")
-    return im
-
-
-def oriented_size(im: Image.Image) -> tuple[int, int]:
-    """(width, height) after the EXIF orientation is applied."""
-    try:
-        orientation = im.getexif().get(0x0112, 1)
-    except Exception:
-        orientation = 1
-    w, h = im.size
-    return (h, w) if orientation in ROTATING_ORIENTATIONS else (w, h)
-
-
-def load_rgb(path: str | os.PathLike, max_pixels: int, min_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode a whole image as upright RGB (``to_rgb``); raises BadImage. ``min_size`` (oriented w, h) lets a
-    JPEG decode at a reduced scale that still covers it (much faster for photos cropped to 256 px anyway)."""
-    im = open_checked(path, max_pixels)
-    try:
-        if min_size is not None:
-            w, h = im.size
-            ow, oh = oriented_size(im)
-            need = min_size if (ow, oh) == (w, h) else (min_size[1], min_size[0])
-            im.draft(None, need)  # only JPEG acts on it; the result is never smaller than ``need``
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        return to_rgb(im, str(path))
-    except Exception as e:
-        im.close()
-        message = str(e)
-        kind = "truncated" if "truncated" in message or "broken data stream" in message else "unreadable"
-        raise BadImage(kind, f"{path}: {kind} ({type(e).__name__}: {message})") from None

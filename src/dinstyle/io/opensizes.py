@@ -1,5 +1,5 @@
 """Pixel sizes read from raw bytes, for the formats whose Pillow plugin decodes or allocates while *opening*,
-before ``imagefiles``' pixel guard could look at ``im.size``. Torch-free.
+before ``images``' pixel guard could look at ``im.size``. Torch-free.
 
 * ICO: ``IcoImageFile._open`` decodes its largest entry at once, and an entry is a whole PNG or BMP of any
   size (the directory's own sizes stop at 256): a 656 KB icon holding a 9000x9000 PNG costs ~600 MB before
@@ -7,7 +7,7 @@ before ``imagefiles``' pixel guard could look at ``im.size``. Torch-free.
 * WebP: the decoder Pillow creates on opening allocates the whole canvas, checked only against Pillow's
   process-wide limit (2 x 89 Mpixels): the canvas size is read from the first chunk.
 
-Every other format in ``imagefiles.READ_FORMATS`` reads only its header when opened (Pillow 13; a test opens
+Every other format in ``images.READ_FORMATS`` reads only its header when opened (Pillow 13; a test opens
 each format Pillow can write with decoding switched off). A size that cannot be read is a ValueError: the
 file is refused, never decoded unchecked.
 """

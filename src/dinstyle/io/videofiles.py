@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DinstyleError, UsageError, first_line
-from .imagefiles import DEFAULT_MAX_PIXELS, check_pixels
+from .images import DEFAULT_MAX_PIXELS, check_pixels
 from .outputs import plan_outputs
 
 # extension -> (ffmpeg container format, video encoder, fallback audio encoder or None)
@@ -61,7 +61,7 @@ def _fail(path, what: str, e: Exception) -> DinstyleError:
 class VideoReader:
     """Decodes one video file from ``start`` seconds for ``duration`` seconds (None = to the end).
 
-    Frames over ``max_pixels`` are refused like images are (``imagefiles.check_pixels``): from the stream
+    Frames over ``max_pixels`` are refused like images are (``images.check_pixels``): from the stream
     header when it knows the size, else (and for any size change) from each decoded frame."""
 
     def __init__(self, path: str | os.PathLike, start: float = 0.0, duration: float | None = None,

@@ -9,12 +9,12 @@ from PIL import Image
 
 from ..errors import DinstyleError
 from ..io.atomic import atomic_write
-from ..io.imagefiles import DEFAULT_MAX_PIXELS, decode_image, encode_image
+from ..io.images import DEFAULT_MAX_PIXELS, decode_image, encode_image
 
 
 def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image as RGB floats in [0, 1] (EXIF orientation applied; alpha dropped, as dinstyle.io.images does).
-    The formats allowed and the pixel guard are dinstyle's own (``dinstyle.io.imagefiles``)."""
+    The formats allowed and the pixel guard are dinstyle's own (``dinstyle.io.images``)."""
     im = decode_image(path, max_pixels).convert("RGB")
     return np.asarray(im, dtype=np.float32) / 255.0
 

@@ -8,7 +8,7 @@ from typing import Mapping, Union
 
 import numpy as np
 
-from ..defaults import REFERENCE_SIZE, check_alpha, check_stroke_size, scale_for, scaled_size
+from ..defaults import REFERENCE_SIZE, check_alpha, check_stroke_size, dither_noise, scale_for, scaled_size
 from ..errors import DinstyleError, first_line
 from .codefile import check_finite, read_style_code
 from .images import load_rgb, resize_bicubic, resize_long_side
@@ -142,7 +142,8 @@ class LiteModel:
         """Restyle one image of any size; HxWx3 float32 in [0, 1]. ``restore`` as dinstyle's: with alpha < 1,
         add back (1 - alpha) x (content - the graph's output at alpha 0), so alpha 0 is the content itself.
         ``stroke_size`` as dinstyle's: the graph runs on the photo resized by stroke size x (its size / the
-        model's reference size), brought back with the photo's own luminance detail (``defaults.scale_for``)."""
+        model's reference size), brought back with the fine band of the graph's pass at the photo's own size
+        (``defaults.scale_for``, ``runtime/scale.py``)."""
         alpha = check_alpha(alpha)
         stroke_size = check_stroke_size(stroke_size)
         image = load_rgb(content) if isinstance(content, (str, os.PathLike)) else np.asarray(content, np.float32)
@@ -165,24 +166,23 @@ class LiteModel:
     def _scaled(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float, scale: float,
                 detail_scale: float) -> np.ndarray:
         """One pass (HxWx3, unclamped) at a stroke scale: the graph on the resized photo, brought back to size
-        with the photo's luminance detail finer than ``detail_scale`` (that of stroke size 1) added back, as
-        ``runtime.scale.run_scaled`` does."""
+        with the fine band (finer than ``detail_scale``, that of stroke size 1) of the graph's own pass at the
+        photo's size added back, as ``runtime.scale.run_scaled`` does."""
         if scale == 1.0:
             return self._pass(image, code, alpha)
         h, w = image.shape[:2]
         small = np.clip(resize_bicubic(image, *scaled_size(h, w, scale)), 0.0, 1.0)
         y = resize_bicubic(self._pass(small, code, alpha), h, w)
-        if detail_scale <= 1.0:
+        if min(scale, detail_scale) <= 1.0:
             return y
-        coarse = small if detail_scale == scale else np.clip(
-            resize_bicubic(image, *scaled_size(h, w, detail_scale)), 0.0, 1.0)
-        luma = np.array([0.299, 0.587, 0.114], np.float32)
-        detail = image @ luma - resize_bicubic(coarse, h, w) @ luma
-        return y + detail[..., None]
+        native = self._pass(image, code, alpha)
+        return y + native - resize_bicubic(resize_bicubic(native, *scaled_size(h, w, min(scale, detail_scale))), h, w)
 
     def _pass(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float) -> np.ndarray:
         """The content graph on one HxWx3 image (edge-padded up to the graph's smallest size)."""
         h, w = image.shape[:2]
+        # the fixed dither dinstyle's runner adds to every pass's input (defaults.DITHER: even texture on flat areas)
+        image = np.clip(image + dither_noise(h, w).transpose(1, 2, 0), 0.0, 1.0)
         floor = self.manifest["min_size"]  # below it the graph's reflect pads run out of pixels: edge-pad
         if h < floor or w < floor:
             image = np.pad(image, ((0, max(0, floor - h)), (0, max(0, floor - w)), (0, 0)), mode="edge")

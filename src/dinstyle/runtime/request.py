@@ -13,15 +13,15 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
-from ..defaults import check_alpha, check_stroke_size
+from ..defaults import DITHER, check_alpha, check_stroke_size
 from ..errors import Cancelled, UsageError
 from ..io.images import DEFAULT_MAX_PIXELS
 from ..models.stylecode import StyleCode
 
-# Above this many pixels an image is tiled, in tiles (halo included) of at most this many pixels, so
-# one number bounds the working memory. din-mobilenet-vgg needs ~0.5 KB of RAM per pixel on the CPU
-# (float32; see docs/USAGE.md): 8.4 MP stays near 4 GB whatever the image size.
-DEFAULT_MAX_PIXELS_UNTILED = 8_388_608  # 2**23, e.g. 4096 x 2048
+# max_pixels_untiled None (the default): an image runs in one piece when the memory takes it, else in tiles as
+# large as the memory allows (``runtime.memory``: the model's measured bytes per pixel against the available
+# memory). A number: above that many pixels an image is tiled, in tiles (halo included) of at most that many.
+DEFAULT_MAX_PIXELS_UNTILED = None
 MIN_TILE = 128  # the smallest tile the out-of-memory fallback goes down to
 SMALLEST_TILE = 32  # the smallest tile a caller may ask for (a tile is mostly halo below that)
 
@@ -40,10 +40,12 @@ class RunRequest:
     restore: with alpha < 1, add back (1 - alpha) x what the network loses of the photo (``runner``).
     scale: the network runs on the image shrunk by this factor (``runtime.scale``: stroke size x size / reference).
     scale_map: (B|1, 1, H, W) in [0, 1]: per pixel a mix of passes at ``scale x SMALL`` (0) and ``x LARGE`` (1).
-    detail_scale: the photo's own detail finer than this is added back after a scaled pass (None: ``scale``);
+    detail_scale: the native pass's detail finer than this is added back after a scaled pass (None: ``scale``);
         the API sets the scale of stroke size 1, so larger strokes coarsen the picture, not just the colours.
     stroke: multiplier of deformable DIN's sampling offsets (a number or a map; plain DIN ignores it).
-    tile / max_pixels_untiled: force tiles of this core size / tile above this many pixels.
+    dither: sigma of the fixed noise added to every pass's input, so flat areas get even texture (``defaults``).
+    tile / max_pixels_untiled: force tiles of this core size / tile above this many pixels (None: when the
+        memory requires it, ``runtime.memory``).
     progress(done, total), cancel() -> bool (checked between DIN levels and tiles), smooth (video).
     """
 
@@ -55,8 +57,9 @@ class RunRequest:
     scale_map: Optional[torch.Tensor] = None
     detail_scale: Optional[float] = None
     stroke: Union[float, torch.Tensor, None] = None
+    dither: float = DITHER
     tile: Optional[int] = None
-    max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED
+    max_pixels_untiled: Optional[int] = DEFAULT_MAX_PIXELS_UNTILED
     progress: Optional[Progress] = field(default=None, compare=False)
     cancel: Optional[Callable[[], bool]] = field(default=None, compare=False)
     smooth: Optional[Smooth] = field(default=None, compare=False)
@@ -72,6 +75,8 @@ class RunRequest:
         _check_positive("scale", self.scale)
         if self.detail_scale is not None:
             _check_positive("detail_scale", self.detail_scale)
+        if self.dither != 0:
+            _check_positive("dither", self.dither)
         check_tiling(self.tile, self.max_pixels_untiled)
 
     def check_cancel(self) -> None:
@@ -87,8 +92,10 @@ def _check_positive(name: str, value) -> None:
 def check_tiling(tile, max_pixels_untiled) -> None:
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < SMALLEST_TILE):
         raise UsageError(f"tile must be an integer >= {SMALLEST_TILE}, got {tile}")
-    if not (isinstance(max_pixels_untiled, int) and max_pixels_untiled > 0):
-        raise UsageError(f"max_pixels_untiled must be a positive integer, got {max_pixels_untiled}")
+    if max_pixels_untiled is not None and not (isinstance(max_pixels_untiled, int)
+                                               and not isinstance(max_pixels_untiled, bool) and max_pixels_untiled > 0):
+        raise UsageError(f"max_pixels_untiled must be a positive integer or None (from the memory), "
+                         f"got {max_pixels_untiled}")
 
 
 def split_progress(progress: Optional[Progress], parts: int) -> list[Optional[Progress]]:
@@ -110,7 +117,8 @@ class StyleOptions:
     preserve_color: keep the photo's colours. mask: one style per region (a label image).
     stroke_size: 1 = the model's look at its reference size, whatever the photo's size; 2 = strokes twice as
         large. stroke_map: a grayscale image (black = small strokes, white = large) or "auto" (from the photo).
-    tile, max_pixels_untiled, max_pixels: tiling and the pixel guard. progress, cancel: as in ``RunRequest``.
+    tile, max_pixels_untiled, max_pixels: tiling (``max_pixels_untiled`` None: tiles only when the memory
+        requires them) and the pixel guard. progress, cancel: as in ``RunRequest``.
     """
 
     alpha: float = 1.0
@@ -122,7 +130,7 @@ class StyleOptions:
     stroke_size: float = 1.0
     stroke_map: object = None
     tile: Optional[int] = None
-    max_pixels_untiled: int = DEFAULT_MAX_PIXELS_UNTILED
+    max_pixels_untiled: Optional[int] = DEFAULT_MAX_PIXELS_UNTILED
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # the pixel guard on the photo, mask and stroke map (None: off)
     progress: Optional[Progress] = field(default=None, compare=False)
     cancel: Optional[Callable[[], bool]] = field(default=None, compare=False)

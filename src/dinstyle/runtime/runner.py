@@ -4,22 +4,26 @@ the image out. Around the network, from the outside in:
 1. the restore (alpha < 1): a second pass at alpha 0, and ``(1 - alpha) x (photo - that pass)`` added back;
 2. the stroke scale: the network runs on the image shrunk by ``request.scale`` (``runtime.scale``), or on two
    sizes mixed by a stroke map;
-3. whole image when it is small, tiles when it is large or when memory runs out (then smaller tiles).
+3. whole image when it fits the memory (``runtime.memory``: the model's measured bytes per pixel against
+   the available memory) or the caller's ``max_pixels_untiled``, else tiles; when memory runs out, smaller tiles.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from typing import Optional, Sequence
 
 import torch
 
+from ..defaults import dither_noise
 from ..errors import DinstyleError
 from ..layers.din import instance_stats
 from ..models.base import StyleTransferNet
 from .controls import LARGE, SMALL
 from .request import MIN_TILE, RunRequest, Smooth, split_progress
 from .scale import run_scaled
+from .memory import tile_pixel_budget, untiled_pixel_budget
 from .tiling import stylize_tiled, tile_for_budget
 
 
@@ -54,17 +58,27 @@ def run_model(model: StyleTransferNet, x: torch.Tensor, request: RunRequest) -> 
     p = next(model.parameters())
     codes = [c.to(p.device, p.dtype) for c in request.codes]
     # read once from the whole image, before any scaling or tiling: every tile and pass blends towards it
-    anchor = model.content_code(x) if not fixed_alpha or alpha < 1.0 else None
+    # (dithered as the passes see it, as the exported graph, which reads it from its own input, does too)
+    anchor = model.content_code(dithered(x, request.dither)) if not fixed_alpha or alpha < 1.0 else None
     alphas = [alpha] if not request.restore or (fixed_alpha and alpha >= 1.0) else [alpha, 0.0]
     scales = [request.scale] if request.scale_map is None else [request.scale * SMALL, request.scale * LARGE]
-    parts = iter(split_progress(request.progress, len(alphas) * len(scales)))
+    # the pass at the photo's own size is scale 1's when there is one, else an extra pass for the fine band
+    own = scales.index(1.0) if 1.0 in scales else None
+    extra = own is None and _needs_native(scales, request.detail_scale)
+    parts = iter(split_progress(request.progress, len(alphas) * (len(scales) + extra)))
     outs = []
     for i, a in enumerate(alphas):
         pass_codes = model.codes_at_alpha(codes, a, anchor=anchor)  # alpha applied: the passes run at 1
         smooth = request.smooth if i == 0 else _own_state(request.smooth, "alpha0")
-        per_scale = [_finite(_scaled_pass(model, x, dataclasses.replace(
-            request, codes=pass_codes, alpha=1.0, progress=next(parts),
-            smooth=_own_state(smooth, f"scale{j}") if j else smooth), s)) for j, s in enumerate(scales)]
+        at_alpha = dataclasses.replace(request, codes=pass_codes, alpha=1.0)
+        progress = [next(parts) for _ in range(len(scales) + extra)]
+        states = [_own_state(smooth, f"scale{j}") if j else smooth for j in range(len(scales))]
+        native = _native_pass(model, x, dataclasses.replace(
+            at_alpha, progress=progress[-1] if own is None else progress[own],
+            smooth=_own_state(smooth, "native") if own is None else states[own]))
+        per_scale = [_finite(_scaled_pass(model, x, dataclasses.replace(at_alpha, progress=progress[j],
+                                                                        smooth=states[j]), s, native))
+                     for j, s in enumerate(scales)]
         outs.append(per_scale[0] if len(per_scale) == 1 else _mix(per_scale, request.scale_map))
     if len(outs) == 1:
         return outs[0]
@@ -93,27 +107,54 @@ def _finite(y: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def _scaled_pass(model, x: torch.Tensor, request: RunRequest, scale: float) -> torch.Tensor:
+@functools.lru_cache(maxsize=2)  # a video's frames: the small pass's noise and the native pass's
+def _noise(h: int, w: int, sigma: float) -> torch.Tensor:
+    return torch.from_numpy(dither_noise(h, w, sigma))
+
+
+def dithered(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A pass's input with the fixed dither added (``defaults.DITHER``: flat areas get even texture)."""
+    if sigma <= 0:
+        return x
+    return (x + _noise(*x.shape[-2:], float(sigma)).to(x)).clamp(0, 1)
+
+
+def _needs_native(scales: Sequence[float], detail_scale: Optional[float]) -> bool:
+    """Whether some scale runs the network at the photo's own size: itself (scale 1) or for its detail."""
+    return any(s == 1.0 or min(s, s if detail_scale is None else detail_scale) > 1.0 for s in scales)
+
+
+def _native_pass(model, x: torch.Tensor, request: RunRequest):
+    """The network at the photo's own size, run once when first asked for and shared by the scales that need it
+    (scale 1 itself, the fine band of the others): its own smoothed statistics, the full-size masks."""
+    memo: list[torch.Tensor] = []
+
+    def native() -> torch.Tensor:
+        if not memo:
+            memo.append(_finite(_run(model, dithered(x, request.dither), request)))
+        return memo[0]
+    return native
+
+
+def _scaled_pass(model, x: torch.Tensor, request: RunRequest, scale: float, native) -> torch.Tensor:
     """One pass at one stroke scale; masks and a stroke map travel with the image through the resize."""
     maps = [*(request.masks or []), *([request.stroke] if torch.is_tensor(request.stroke) else [])]
     n = len(request.masks or [])
 
     def run(xs: torch.Tensor, ms: Optional[Sequence[torch.Tensor]]) -> torch.Tensor:
         ms = list(ms or [])
-        return _run(model, xs, dataclasses.replace(request, masks=ms[:n] or None,
+        return _run(model, dithered(xs, request.dither), dataclasses.replace(request, masks=ms[:n] or None,
                                                    stroke=ms[n] if len(ms) > n else request.stroke))
 
-    return run_scaled(run, x, scale, maps or None, detail_scale=request.detail_scale)
+    return run_scaled(run, x, scale, maps or None, detail_scale=request.detail_scale, native=native)
 
 
 def _run(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
     """One pass of the network as the request's codes and alpha say (already blended by ``codes_at_alpha``):
-    whole, or in tiles when large or out of memory."""
+    whole, or in tiles when too large for the memory (or the caller's limit) or out of memory."""
     p = next(model.parameters())
     h, w = x.shape[-2:]
-    tile = request.tile
-    if tile is None and h * w > request.max_pixels_untiled:
-        tile = tile_for_budget(model, request.codes[0], request.max_pixels_untiled)
+    tile = request.tile if request.tile is not None else _tile_for(model, x, request)
     while True:  # tile None: the whole image in one piece
         try:
             if tile is None:
@@ -124,6 +165,22 @@ def _run(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
                 raise
             _free(p.device)
             tile = _smaller_tile(model, request.codes[0], tile, w, h)
+
+
+def _tile_for(model, x: torch.Tensor, request: RunRequest) -> int | None:
+    """None (one piece) when the image fits, else the tile size. An explicit ``max_pixels_untiled`` is a limit on
+    one image's pixels, as it always was; without one, the batch's pixels are held against what the memory
+    takes in one pass (``memory.untiled_pixel_budget``), and tiles are as large as the same rule allows with
+    the tiled image itself in memory too."""
+    (b, _, h, w), code = x.shape, request.codes[0]
+    if request.max_pixels_untiled is not None:
+        limit = request.max_pixels_untiled
+        return None if h * w <= limit else tile_for_budget(model, code, limit)
+    if b * h * w <= untiled_pixel_budget(model, code=code):
+        return None
+    same_memory = x.device == next(model.parameters()).device  # the assembled image lives with the tiles
+    per_tile = tile_pixel_budget(model, b * h * w if same_memory else 0, code=code) // b
+    return tile_for_budget(model, code, max(1, per_tile))
 
 
 def _run_whole(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:

@@ -4,7 +4,7 @@
   that arrive together wait their turn instead of running all at once into memory, and a small one never
   waits for a large one), and each request's job: stage, progress, and the cancel flag the model checks;
 * ``service``: the request's fields translated into a ``StyleOptions``, the style-code cache, decode ->
-  stylize -> encode with the rules of the CLI (``io.images``/``io.imagefiles``: the formats opened, the pixel
+  stylize -> encode with the rules of the CLI (``io.images``: the formats opened, the pixel
   guard, the encoder's refusals);
 * ``jobroutes``: waiting for a job while watching for the client going away; ``/api/jobs/ID`` (progress, cancel);
 * ``form``: the multipart body parsed in memory (python-multipart's parser; nothing is spooled to disk);

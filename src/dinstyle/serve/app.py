@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from ..errors import Cancelled, DinstyleError
 from ..io.builtin_styles import LICENCE, STYLES, builtin_style
-from ..io.imagefiles import image_extensions
+from ..io.images import image_extensions
 from ..version import __version__
 from .form import FormError, parse_multipart
 from .guard import Guard

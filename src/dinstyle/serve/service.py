@@ -201,13 +201,14 @@ class StyleService:
     def cached_styles(self) -> int:
         return len(self.stylizer.codes)
 
-    def style_code(self, style: Value, size: int):
-        """The style's code at ``size``, and whether it came from the cache. An upload is keyed by its bytes'
-        hash and decoded only on a miss (its header checked here: the server's pixel guard, its name)."""
+    def encode_style(self, style: Value, size: int):
+        """One style (an upload or ``builtin:NAME``) -> (its code at ``size``, whether it came from the cache):
+        the Stylizer's ``encode_style``, one style at a time. An upload is keyed by its bytes' hash and decoded
+        only on a miss (its header checked here: the server's pixel guard, its name)."""
         from PIL import UnidentifiedImageError
 
         from ..errors import DinstyleError
-        from ..io.imagefiles import open_lazy
+        from ..io.images import open_lazy
         from ..runtime.sources import IMAGE, StyleSource
 
         source = style
@@ -227,7 +228,7 @@ class StyleService:
     def pixels(self, req: StyleRequest) -> int:
         """The pixels the model will run for ``req`` (after ``max_size``), read from the photo's header only:
         what picks its lane. 0 when the header cannot be read (the worker then refuses it, with its message)."""
-        from ..io.imagefiles import open_lazy
+        from ..io.images import open_lazy
 
         try:
             with open_lazy(io.BytesIO(req.content.data), self.max_pixels, "content") as im:
@@ -249,7 +250,7 @@ class StyleService:
             job.enter("reading the photo")
             x = self._content(req, name)
             job.enter("encoding the style")
-            found = [self.style_code(s, req.style_size or self.default_style_size) for s in req.styles]
+            found = [self.encode_style(s, req.style_size or self.default_style_size) for s in req.styles]
             codes = [c for c, _ in found]
             job.enter("stylizing")
             opts = dataclasses.replace(req.options, max_pixels=self.max_pixels, progress=job.progress,

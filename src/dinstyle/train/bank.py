@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..errors import DinstyleError, UsageError
 from ..io.holdout import split_files
-from ..io.images import BadImage, list_images, load_rgb
+from ..io.imagefolders import BadImage, list_images, load_rgb
 
 
 def center_square(im: Image.Image, size: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ..io.images import BadImage, list_images, load_rgb, open_checked, oriented_size
+from ..io.imagefolders import BadImage, list_images, load_rgb, open_checked, oriented_size
 
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})

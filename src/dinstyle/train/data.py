@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DinstyleError, UsageError
-from ..io.images import BadImage, list_images, load_rgb, open_checked, oriented_size
+from ..io.imagefolders import BadImage, list_images, load_rgb, open_checked, oriented_size
 from .distributed import DistInfo
 
 MAX_RETRIES = 64  # consecutive unreadable picks before giving up on a data set

@@ -28,7 +28,7 @@ from PIL import Image
 from ..defaults import model_reference_size, scale_for
 from ..errors import DinstyleError, UsageError, first_line
 from ..io.atomic import atomic_path
-from ..io.imagefiles import DEFAULT_MAX_PIXELS
+from ..io.images import DEFAULT_MAX_PIXELS
 from ..models.base import StyleTransferNet
 from ..models.stylecode import StyleCode
 from ..runtime.controls import preserve_color
