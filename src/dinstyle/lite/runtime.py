@@ -173,10 +173,11 @@ class LiteModel:
         h, w = image.shape[:2]
         small = np.clip(resize_bicubic(image, *scaled_size(h, w, scale)), 0.0, 1.0)
         y = resize_bicubic(self._pass(small, code, alpha), h, w)
-        if min(scale, detail_scale) <= 1.0:
+        d = min(scale, detail_scale)
+        if d <= 1.0:
             return y
         native = self._pass(image, code, alpha)
-        return y + native - resize_bicubic(resize_bicubic(native, *scaled_size(h, w, min(scale, detail_scale))), h, w)
+        return y + native - resize_bicubic(resize_bicubic(native, *scaled_size(h, w, d)), h, w)
 
     def _pass(self, image: np.ndarray, code: Mapping[str, np.ndarray], alpha: float) -> np.ndarray:
         """The content graph on one HxWx3 image (edge-padded up to the graph's smallest size)."""

@@ -190,23 +190,18 @@ def fraction_for(device: torch.device | str) -> float:
 
 
 def untiled_pixel_budget(model: StyleTransferNet, device: torch.device | str | None = None,
-                         fraction: Optional[float] = None, code: Optional[StyleCode] = None) -> int:
+                         fraction: Optional[float] = None, code: Optional[StyleCode] = None, reserve: int = 0) -> int:
     """How many pixels (summed over a batch) one pass may take in one piece on ``device`` (default: the
-    model's) within ``fraction`` (default ``fraction_for(device)``) of its available memory."""
-    return pixel_budget(model, device, fraction, code)
+    model's): ``fraction`` (default ``fraction_for(device)``) of its available memory, less ``reserve`` bytes,
+    over the bytes one pixel costs; at least 1."""
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    fraction = fraction_for(device) if fraction is None else fraction
+    usable = fraction * available_bytes(device) - reserve
+    return max(1, int(usable / (bytes_per_pixel(model, code) + HELD_BYTES_PER_PIXEL)))
 
 
 def tile_pixel_budget(model: StyleTransferNet, image_pixels: int, device: torch.device | str | None = None,
                       fraction: Optional[float] = None, code: Optional[StyleCode] = None) -> int:
     """The same budget for one tile (its halo included) when the tiled image itself, ``image_pixels`` in all,
     lives on that device too (``TILED_IMAGE_BYTES_PER_PIXEL``)."""
-    return pixel_budget(model, device, fraction, code, reserve=image_pixels * TILED_IMAGE_BYTES_PER_PIXEL)
-
-
-def pixel_budget(model: StyleTransferNet, device: torch.device | str | None = None, fraction: Optional[float] = None,
-                 code: Optional[StyleCode] = None, reserve: int = 0) -> int:
-    """``fraction x available - reserve`` bytes over the bytes one pixel costs; at least 1."""
-    device = next(model.parameters()).device if device is None else torch.device(device)
-    fraction = fraction_for(device) if fraction is None else fraction
-    usable = fraction * available_bytes(device) - reserve
-    return max(1, int(usable / (bytes_per_pixel(model, code) + HELD_BYTES_PER_PIXEL)))
+    return untiled_pixel_budget(model, device, fraction, code, reserve=image_pixels * TILED_IMAGE_BYTES_PER_PIXEL)

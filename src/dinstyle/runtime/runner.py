@@ -73,8 +73,8 @@ def run_model(model: StyleTransferNet, x: torch.Tensor, request: RunRequest) -> 
         at_alpha = dataclasses.replace(request, codes=pass_codes, alpha=1.0)
         progress = [next(parts) for _ in range(len(scales) + extra)]
         states = [_own_state(smooth, f"scale{j}") if j else smooth for j in range(len(scales))]
-        native = _native_pass(model, x, dataclasses.replace(
-            at_alpha, progress=progress[-1] if own is None else progress[own],
+        native = _native_pass(model, x, dataclasses.replace(  # scale 1's own pass, or the extra one (last)
+            at_alpha, progress=progress[-1 if own is None else own],
             smooth=_own_state(smooth, "native") if own is None else states[own]))
         per_scale = [_finite(_scaled_pass(model, x, dataclasses.replace(at_alpha, progress=progress[j],
                                                                         smooth=states[j]), s, native))
