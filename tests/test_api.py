@@ -12,6 +12,7 @@ from PIL import Image
 from dinstyle import Stylizer
 from dinstyle.errors import DinstyleError, UsageError
 from dinstyle.io.images import tensor_to_pil
+from dinstyle.runtime.engine import engine_input  # the layout the runner runs in
 from dinstyle.models.stylecode import StyleCode
 from dinstyle.defaults import DITHER
 from dinstyle.runtime.controls import preserve_color
@@ -42,7 +43,7 @@ def test_alpha_zero_is_the_contents_own_code_without_restore_and_the_photo_with_
     x = img()
     with torch.inference_mode():
         xd = dithered(x, DITHER)  # what every pass sees (runtime/runner.py)
-        ref = st.model.stylize(xd, st.model.content_code(xd)).clamp(0, 1)  # the photo restyled by itself
+        ref = st.model.stylize(engine_input(xd), st.model.content_code(xd)).clamp(0, 1)  # the photo restyled by itself
     out0 = st.stylize(x, A, alpha=0.0, style_size=SS, restore=False)
     assert torch.allclose(out0, ref, atol=1e-6)
     assert torch.allclose(st.stylize(x, B, alpha=0.0, style_size=SS, restore=False), out0)

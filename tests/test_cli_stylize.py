@@ -86,7 +86,7 @@ def test_batch_with_bad_inputs_finishes_the_good_ones(files, tmp_path, capsys):
 @pytest.mark.parametrize("args,words", [
     (["--style-weights", "a,b"], "comma-separated numbers"), (["--style-weights", "1,2"], "2 weights for 1"),
     (["--style-weights", "0"], "not all zero"), (["--alpha", "2"], "alpha must be a number from 0 to 1"), (["--stroke-size", "0"], "stroke size must be a number from 0.25 to 4"),
-    (["--tile", "8"], "tile must be an integer >= 32"), (["--stroke-map", ""], "stroke map"),
+    (["--tile", "8"], "tile must be an integer >= 32"), (["--dither", "-1"], "dither must be 0 (off) or a positive"), (["--stroke-map", ""], "stroke map"),
     (["--style", "nope.jpg"], "nope.jpg: no such file"), (["--style", "builtin:nope"], "no such built-in"),
     (["--mask", "nomask.png"], "nomask.png: no such file"), (["--bogus"], "unrecognized"),
     (["-o", "-", "--json"], "both need stdout")])
@@ -201,14 +201,14 @@ def test_every_control_flag_changes_the_output(files, tmp_path):
     style, irises = files / "style.png", "builtin:irises"
     variants = {"base": [], "alpha": ["--alpha", "0.5"], "blend": ["--style", irises, "--style-weights", "1,1"],
                 "preserve": ["--preserve-color"], "mask": ["--style", irises, "--mask", tmp_path / "mask.png"],
-                "stroke": ["--stroke-size", "2"], "strokemap": ["--stroke-map", tmp_path / "strokes.png"],
+                "stroke": ["--stroke-size", "2"], "dither": ["--dither", "0"], "strokemap": ["--stroke-map", tmp_path / "strokes.png"],
                 "alpha0": ["--alpha", "0"], "alpha0b": ["--alpha", "0", "--style-size", "64"],
                 "w10": ["--style", irises, "--style-weights", "1,0"]}
     out = {}
     for name, extra in variants.items():
         assert run(files, src, "--style", style, *extra, "-o", tmp_path / f"out_{name}.png") == 0, name
         out[name] = np.asarray(Image.open(tmp_path / f"out_{name}.png")).astype(int)
-    for name in ("alpha", "blend", "preserve", "mask", "stroke", "strokemap", "alpha0"):
+    for name in ("alpha", "blend", "preserve", "mask", "stroke", "strokemap", "alpha0", "dither"):
         assert np.abs(out[name] - out["base"]).mean() > 0.5, name
     assert np.array_equal(out["alpha0"], out["alpha0b"])  # alpha 0: the style no longer matters
     assert np.array_equal(out["w10"], out["base"])  # weights 1,0: the first style alone

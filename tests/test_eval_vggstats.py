@@ -21,6 +21,7 @@ from dinstyle.eval.report import markdown_table
 from dinstyle.eval.run import EvalSet, Method, Pair, model_method, run_alpha0, score_method
 from dinstyle.io.holdout import is_held_out
 from dinstyle.models import create_model, save_model
+from dinstyle.runtime.engine import engine_input  # the layout the runner runs in
 from conftest import TINY
 from test_eval_metrics import smooth_image, textures
 
@@ -127,8 +128,8 @@ def test_model_method_alpha0_is_the_model_at_alpha_zero(tmp_path):
     with torch.no_grad():
         code = model.encode_style(s)
         cd = dithered(c, DITHER)  # what every pass sees (runtime/runner.py)
-        want0 = model.stylize(cd, code, alpha=0.0).clamp(0, 1)
-        want1 = model.stylize(cd, code).clamp(0, 1)
+        want0 = model.stylize(engine_input(cd), code, alpha=0.0).clamp(0, 1)
+        want1 = model.stylize(engine_input(cd), code).clamp(0, 1)
     assert torch.allclose(method.alpha0(c, s), want0, atol=1e-5)
     assert torch.allclose(method.stylize(c, s), want1, atol=1e-5)
     assert not torch.allclose(want0, want1, atol=1e-3)  # alpha really changes the output

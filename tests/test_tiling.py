@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dinstyle.runtime.engine import engine_input  # the layout the runner and the tiles run in
 from dinstyle.runtime.request import RunRequest
 from dinstyle.models import create_model
 from dinstyle.runtime.tiling import _window, plan_tiles, receptive_radius, stylize_tiled, tile_for_budget
@@ -65,7 +66,7 @@ def test_tiled_matches_untiled(model_and_codes, tile):
     model, codes = model_and_codes
     x = torch.rand(2, 3, 110, 150, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
-        ref = model.stylize(x, codes[0], alpha=0.8)
+        ref = model.stylize(engine_input(x), codes[0], alpha=0.8)
         out = stylize_tiled(model, x, RunRequest(codes[0], alpha=0.8, tile=tile))
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1e-4, (out - ref).abs().max()
@@ -78,7 +79,7 @@ def test_tiled_matches_untiled_with_masks_and_stroke_map(model_and_codes):
     m = (torch.arange(120) > 50).float().expand(1, 1, 96, 120)
     stroke = torch.rand(1, 1, 96, 120, generator=g) + 0.5
     with torch.inference_mode():
-        ref = model.stylize(x, codes, masks=[m, 1 - m], stroke=stroke)
+        ref = model.stylize(engine_input(x), codes, masks=[m, 1 - m], stroke=stroke)
         out = stylize_tiled(model, x, RunRequest(codes, masks=[m, 1 - m], stroke=stroke, tile=40))
     assert (out - ref).abs().max() < 1e-4
 
@@ -104,6 +105,6 @@ def test_deformable_model_tiles_too():
     with torch.inference_mode():
         code = model.encode_style(torch.rand(1, 3, 64, 64))
         x = torch.rand(1, 3, 80, 104)
-        ref = model.stylize(x, code, stroke=2.0)
+        ref = model.stylize(engine_input(x), code, stroke=2.0)
         out = stylize_tiled(model, x, RunRequest(code, stroke=2.0, tile=40))
     assert (out - ref).abs().max() < 1e-4

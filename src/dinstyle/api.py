@@ -235,7 +235,7 @@ class Stylizer:
             scale_map = gray_map(opts.stroke_map, (h, w), label(opts.stroke_map, "stroke map"), opts.max_pixels)
         return RunRequest(self._codes_for(styles, opts), alpha=opts.alpha, masks=masks, restore=opts.restore,
                           scale=scale_for(h, w, opts.stroke_size, self.reference_size()), scale_map=scale_map,
-                          detail_scale=scale_for(h, w, 1.0, self.reference_size()),
+                          detail_scale=scale_for(h, w, 1.0, self.reference_size()), dither=opts.dither,
                           tile=opts.tile, max_pixels_untiled=opts.max_pixels_untiled, progress=opts.progress,
                           cancel=opts.cancel)
 

@@ -79,6 +79,7 @@ def _engine_and_memory(model_name: str) -> tuple[dict, dict]:
     import torch
 
     from ..runtime import memory as mem
+    from ..runtime.engine import WHY as ENGINE_WHY, describe as describe_engine
     from ..runtime.devices import pick_device
 
     device = pick_device("auto")
@@ -91,7 +92,7 @@ def _engine_and_memory(model_name: str) -> tuple[dict, dict]:
     else:
         why = ("--device auto: no CUDA GPU and no Apple MPS (runtime/devices.py); float32 (float16 is refused on "
                "the CPU: about 12x slower)")
-    engine = {"stylize": "PyTorch eager", "torch": torch.__version__, "device": str(device),
+    engine = {"stylize": describe_engine(device), "engine_why": ENGINE_WHY, "torch": torch.__version__, "device": str(device),
               "dtype": "float16" if half else "float32", "threads": torch.get_num_threads(), "why": why,
               "threads_why": "torch.get_num_threads(): one per core unless OMP_NUM_THREADS or torch.set_num_threads "
                              "says otherwise"}
@@ -133,6 +134,7 @@ def run(args) -> int:
     print(f"stylize runs: {e['stylize']} (torch {e['torch']}) on {e['device']}, {e['dtype']}, "
           f"{e['threads']} CPU thread{'s' if e['threads'] != 1 else ''}")
     print(f"  why: {e['why']}")
+    print(f"  engine: {e['engine_why']}")
     print(f"  threads: {e['threads_why']}")
     m = info["memory"]
     print(f"memory: {m['available_bytes'] / 2**30:.1f} GiB available on {m['device']}; one pass may use "

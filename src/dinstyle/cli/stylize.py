@@ -6,7 +6,7 @@ input that does not exist (reported like any bad item; the others are still writ
 """
 from __future__ import annotations
 
-from ..defaults import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL, DITHER
 
 import argparse
 import json
@@ -53,6 +53,9 @@ def register(sub) -> None:
     g.add_argument("--stroke-map", metavar="FILE|auto",
                    help="grayscale map: black = small strokes (x0.5), white = large (x2); auto = from the photo "
                         "(large strokes in flat areas, small on detail)")
+    g.add_argument("--dither", type=float, default=DITHER, metavar="SIGMA",
+                   help=f"fixed noise added to the photo before the network, so skies and flat graphics take even "
+                        f"texture instead of streaks (default {DITHER}; 0 = off)")
     g.add_argument("--seed", type=int, default=0, help="seed for everything random (untrained models) (default 0)")
     s = p.add_argument_group("size and memory")
     size = s.add_mutually_exclusive_group()
@@ -104,7 +107,7 @@ def _options(args, weights):
 
     return StyleOptions(alpha=args.alpha, restore=args.restore, style_weights=weights, style_size=args.style_size,
                         preserve_color=args.preserve_color, mask=args.mask, stroke_size=args.stroke_size,
-                        stroke_map=args.stroke_map, tile=args.tile, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+                        stroke_map=args.stroke_map, dither=args.dither, tile=args.tile, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                         max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED)
 
 

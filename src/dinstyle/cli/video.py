@@ -1,7 +1,7 @@
 """`dinstyle video`: restyle a video file (style encoded once, audio kept, optional temporal smoothing)."""
 from __future__ import annotations
 
-from ..defaults import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL, DITHER
 
 import json
 from pathlib import Path
@@ -34,6 +34,9 @@ def register(sub) -> None:
     p.add_argument("--stroke-size", type=float, default=1.0, metavar="S", help="stroke size: 1 = the model's look at its reference size (512 px) whatever the video's size; "
                         "2 = strokes twice as large")
     p.add_argument("--preserve-color", action="store_true", help="keep the video's colours (luminance transfer)")
+    p.add_argument("--dither", type=float, default=DITHER, metavar="SIGMA",
+                   help=f"fixed noise added to every frame before the network (the same each frame: no flicker), so "
+                        f"flat areas take even texture (default {DITHER}; 0 = off)")
     p.add_argument("--cut-threshold", type=float, default=None, metavar="D",
                    help="mean difference of consecutive 32x32 thumbnails (0..1) above which a frame starts a new "
                         "scene: smoothing restarts there (0 = every change, 1 = never; default 0.1)")
@@ -67,7 +70,7 @@ def run(args) -> int:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     weights = parse_style_weights(args.style_weights, len(args.style))
     opts = StyleOptions(alpha=args.alpha, restore=args.restore, style_size=args.style_size, style_weights=weights,
-                        preserve_color=args.preserve_color, stroke_size=args.stroke_size,
+                        preserve_color=args.preserve_color, stroke_size=args.stroke_size, dither=args.dither,
                         max_pixels_untiled=args.max_pixels_untiled or DEFAULT_MAX_PIXELS_UNTILED)
     if not src.exists():  # a missing input is a usage error, as a missing style is
         raise UsageError(f"{src}: no such file")

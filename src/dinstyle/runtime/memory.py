@@ -26,6 +26,7 @@ from typing import Optional
 
 import torch
 
+from .engine import engine_input
 from ..models.base import StyleTransferNet
 from ..models.stylecode import StyleCode
 
@@ -150,7 +151,7 @@ def _measure_peak(model: StyleTransferNet, code: Optional[StyleCode], size: int)
                 prof.__enter__()
             try:
                 x = torch.rand(1, 3, size, size, device=p.device, dtype=p.dtype)
-                type(model).stylize(model, x, code)  # the class's: a spy on the instance sees only real passes
+                type(model).stylize(model, engine_input(x), code)  # the class's: a spy on the instance sees only real passes
                 del x
             finally:
                 with _quiet_stderr():

@@ -75,8 +75,7 @@ class RunRequest:
         _check_positive("scale", self.scale)
         if self.detail_scale is not None:
             _check_positive("detail_scale", self.detail_scale)
-        if self.dither != 0:
-            _check_positive("dither", self.dither)
+        check_dither(self.dither)
         check_tiling(self.tile, self.max_pixels_untiled)
 
     def check_cancel(self) -> None:
@@ -87,6 +86,11 @@ class RunRequest:
 def _check_positive(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise UsageError(f"{name} must be a positive number, got {value}")
+
+
+def check_dither(dither) -> None:
+    if not (isinstance(dither, (int, float)) and math.isfinite(dither) and dither >= 0):
+        raise UsageError(f"dither must be 0 (off) or a positive number, got {dither}")
 
 
 def check_tiling(tile, max_pixels_untiled) -> None:
@@ -117,6 +121,7 @@ class StyleOptions:
     preserve_color: keep the photo's colours. mask: one style per region (a label image).
     stroke_size: 1 = the model's look at its reference size, whatever the photo's size; 2 = strokes twice as
         large. stroke_map: a grayscale image (black = small strokes, white = large) or "auto" (from the photo).
+    dither: sigma of the fixed noise every pass's input gets, so flat areas take even texture (0 = off).
     tile, max_pixels_untiled, max_pixels: tiling (``max_pixels_untiled`` None: tiles only when the memory
         requires them) and the pixel guard. progress, cancel: as in ``RunRequest``.
     """
@@ -129,6 +134,7 @@ class StyleOptions:
     mask: object = None
     stroke_size: float = 1.0
     stroke_map: object = None
+    dither: float = DITHER
     tile: Optional[int] = None
     max_pixels_untiled: Optional[int] = DEFAULT_MAX_PIXELS_UNTILED
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # the pixel guard on the photo, mask and stroke map (None: off)
@@ -144,6 +150,7 @@ class StyleOptions:
             object.__setattr__(self, "style_weights", tuple(float(w) for w in self.style_weights))
         if self.style_size is not None and (not isinstance(self.style_size, int) or self.style_size < 16):
             raise UsageError(f"style size must be an integer >= 16, got {self.style_size}")
+        check_dither(self.dither)
         if isinstance(self.stroke_map, str) and self.stroke_map != "auto" and not self.stroke_map:
             raise UsageError("stroke map: give a file or 'auto'")
         check_tiling(self.tile, self.max_pixels_untiled)

@@ -21,6 +21,7 @@ from ..errors import DinstyleError
 from ..layers.din import instance_stats
 from ..models.base import StyleTransferNet
 from .controls import LARGE, SMALL
+from .engine import engine_input, engine_output
 from .request import MIN_TILE, RunRequest, Smooth, split_progress
 from .scale import run_scaled
 from .memory import tile_pixel_budget, untiled_pixel_budget
@@ -193,10 +194,10 @@ def _run_whole(model, x: torch.Tensor, request: RunRequest) -> torch.Tensor:
         return None if smooth is None else smooth(level, *instance_stats(f, model.dins[level].eps))
 
     masks, stroke = request.masks, request.stroke
-    y = model.stylize(on_dev(x), request.codes,
+    y = model.stylize(engine_input(on_dev(x)), request.codes,
                       masks=None if masks is None else [on_dev(m) for m in masks],
                       stroke=on_dev(stroke) if torch.is_tensor(stroke) else stroke, stats_fn=stats_fn)
-    return y.to(x.device, torch.float32)
+    return engine_output(y.to(x.device, torch.float32))
 
 
 def _smaller_tile(model, code, tile: int | None, w: int, h: int) -> int:

@@ -22,6 +22,7 @@ import torch
 
 from ..models.base import StyleTransferNet, pad_to_multiple
 from ..models.stylecode import StyleCode
+from .engine import engine_input, engine_output
 from .request import MIN_TILE, RunRequest  # noqa: F401  (MIN_TILE: the smallest tile, shared with the runner)
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
@@ -141,10 +142,10 @@ class _Tiles:
         crop = lambda t: t[..., box[0]:box[1], box[2]:box[3]].to(self.device, self.dtype)  # noqa: E731
         self.request.check_cancel()
         try:
-            return self.model.stylize(crop(self.x), self.codes,
+            return engine_output(self.model.stylize(engine_input(crop(self.x)), self.codes,
                                       masks=None if self.masks is None else [crop(mk) for mk in self.masks],
                                       stats_fn=stats_fn,
-                                      stroke=crop(self.stroke) if torch.is_tensor(self.stroke) else self.stroke)
+                                      stroke=crop(self.stroke) if torch.is_tensor(self.stroke) else self.stroke))
         finally:
             self.done += 1
             if self.request.progress:

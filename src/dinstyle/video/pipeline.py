@@ -100,7 +100,7 @@ class FrameStylizer:
         request = RunRequest([self.code], alpha=o.alpha, restore=o.restore, tile=o.tile,
                              scale=scale_for(*x.shape[-2:], o.stroke_size, model_reference_size(self.model)),
                              detail_scale=scale_for(*x.shape[-2:], 1.0, model_reference_size(self.model)),
-                             max_pixels_untiled=o.max_pixels_untiled, smooth=smooth, cancel=o.cancel)
+                             dither=o.dither, max_pixels_untiled=o.max_pixels_untiled, smooth=smooth, cancel=o.cancel)
         y = run_model(self.model, x, request).clamp(0, 1)
         if o.preserve_color:
             y = preserve_color(y, x)
