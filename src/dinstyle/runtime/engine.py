@@ -1,35 +1,42 @@
-"""How the content network runs: PyTorch eager, with CPU images in channels-last (NHWC) layout.
+"""How the content network runs: PyTorch eager; on the CPU with more than one thread, the image in channels-last
+(NHWC) layout.
 
-Chosen by measurement (``benchmarks/pilots/engines.py``, issue 24), din-magenta / din-mobilenet at 512x512 on
-2 AVX-512 cores, with the runner's per-level statistics hook in place:
+Chosen by measurement (``python benchmarks/engines.py --compile``, table in ``benchmarks/RESULTS.md``; issue 24):
+din-magenta and din-mobilenet at 256-1024 px on an AVX-512 CPU, with the runner's per-level hook in place.
 
-* channels-last: 1.2-1.45x faster than NCHW, outputs within 0.001/255 (oneDNN's NHWC convolutions); only the
-  input needs the layout, the layers keep it.
-* ``torch.compile`` is 2.5x faster on a fixed shape, but only while the hook can be traced: the hooks that
-  whole-image statistics (tiles), time-smoothed statistics (video) and cancellation need break the graph, and
-  with them it was slower than eager (110-120 ms vs 104 ms), after 8-15 s of compiling per new image size.
-* bfloat16 autocast: 1.2x, but up to 7-10/255 off the float result (the issue's limit is 2/255).
-* ONNX Runtime: 2.2-2.4x, through ``dinstyle export`` and ``dinstyle.lite`` (no per-level hooks: no tiles
-  with whole-image statistics, no video smoothing).
+* channels-last: with 2 threads 1.1-1.45x faster than NCHW (din-magenta 401 vs 576 ms at 1024), the same output
+  to 0.001/255 (oneDNN's NHWC convolutions); with 1 thread 5-20% slower at 256-512, so NCHW there. Only the input
+  needs the layout: the layers keep it.
+* ``torch.compile``: 1.7-1.9x faster than channels-last on a fixed shape, but only while the hook can be traced.
+  The hooks that whole-image statistics (tiles), time-smoothed statistics (video) and cancellation (the server)
+  need break its graph, and with them it was no faster than eager, after 1.6-6.4 s of compiling per new image
+  size (warm cache; 8-15 s cold).
+* bfloat16 autocast (AVX-512 BF16): 1.1-1.3x over channels-last, but 4-7/255 off the float result (the limit is 2).
+* ONNX Runtime: 1.3-1.9x over channels-last at 512-1024, through ``dinstyle export`` and ``dinstyle.lite``,
+  without the hooks (no tiles with whole-image statistics, no video smoothing, no cancellation inside a pass).
 
-On a GPU the layout is left as it is (untested there).
+On a GPU the layout is left as it is (not measured there).
 """
 from __future__ import annotations
 
 import torch
 
-WHY = ("measured fastest among exact engines with the per-level hooks tiles, video and cancellation need "
-       "(runtime/engine.py, benchmarks/pilots/engines.py)")
+WHY = ("measured fastest among the exact engines that keep the per-level hooks tiles, video and cancellation "
+       "need; channels-last only pays with more than one thread (runtime/engine.py, benchmarks/engines.py)")
+
+
+def _channels_last(device: torch.device) -> bool:
+    return device.type == "cpu" and torch.get_num_threads() > 1
 
 
 def describe(device: torch.device) -> str:
     """The engine in words, as ``dinstyle info`` prints it."""
-    return "PyTorch eager, channels-last" if device.type == "cpu" else "PyTorch eager"
+    return "PyTorch eager, channels-last" if _channels_last(device) else "PyTorch eager"
 
 
 def engine_input(x: torch.Tensor) -> torch.Tensor:
-    """``x`` (B, C, H, W) in the layout the engine runs fastest: channels-last on the CPU."""
-    if x.device.type == "cpu" and x.dim() == 4:
+    """``x`` (B, C, H, W) in the layout the engine runs fastest: channels-last on the CPU with several threads."""
+    if x.dim() == 4 and _channels_last(x.device):
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
