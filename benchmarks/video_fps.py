@@ -3,10 +3,11 @@
     python benchmarks/video_fps.py                    # frames/s at 480p and 720p + the flicker table
     python benchmarks/video_fps.py --sizes 1080p --device cuda --skip-flicker
 
-Speed: the default din-mobilenet-vgg architecture (untrained weights: speed does not depend on them), style
-encoded once, on a generated clip. "model" is the network alone on batches of frames already in memory;
-"end-to-end" is ``stylize_video`` (decode, stylize, H.264 encode, audio copy). The style encoding is not
-counted (it is paid once per video).
+Speed: the bundled default model (or ``--model``), style encoded once, on a generated clip. "api" is
+``Stylizer.stylize`` called on each frame as a still image; "model" is the video path (``stylize_frames``: the
+same runner plus time-smoothed statistics) on frames already in memory, and "video / api" the ratio of their
+times per frame (issue 24: at most 1.5); "end-to-end" is ``stylize_video`` (decode, stylize, H.264 encode,
+audio copy). The style encoding is not counted (it is paid once per video).
 
 Flicker: ``dinstyle.video.temporal.flicker`` on the generated test clip (a 1-px/frame pan, a still hold, a cut)
 for several ``--temporal`` values, with the output's lag behind the independent-frame output (mean abs
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from dinstyle.api import Stylizer
-from dinstyle.models import create_model
+from dinstyle.defaults import DEFAULT_MODEL
 from dinstyle.video import stylize_frames, stylize_video
 from dinstyle.video.temporal import flicker, synthetic_clip
 
@@ -59,6 +60,14 @@ def speed(st: Stylizer, name: str, frames: int, batch: int, tmp: Path) -> dict:
     code = st.encode_style(style_image())
     sync = torch.cuda.synchronize if st.device.type == "cuda" else (lambda: None)
     list(stylize_frames(st, clip[:batch], code, batch_size=batch))  # warm-up
+    stills = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in clip]
+    st.stylize(stills[0], code)  # warm-up
+    sync()
+    t = time.perf_counter()
+    for x in stills:
+        st.stylize(x, code)
+    sync()
+    api_s = (time.perf_counter() - t) / len(stills)
     sync()
     t, cpu = time.perf_counter(), time.process_time()
     n = sum(1 for _ in stylize_frames(st, clip, code, batch_size=batch))
@@ -68,6 +77,7 @@ def speed(st: Stylizer, name: str, frames: int, batch: int, tmp: Path) -> dict:
     # CPU seconds this process used: on a shared, overloaded machine, frames per CPU-second (with 1 torch
     # thread) estimates what one idle core would do, where wall-clock frames/s depends on the neighbours
     return {"size": f"{name} ({w}x{h})", "frames": n, "model_fps": round(model_fps, 2),
+            "api_fps": round(1 / api_s, 2), "video_vs_api": round(1 / (api_s * model_fps), 2),
             "model_frames_per_cpu_s": round(n / cpu_s, 2) if st.device.type == "cpu" else None,
             "end_to_end_fps": res["frames_per_second"], "end_to_end_temporal": res["temporal"]}
 
@@ -99,7 +109,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=1, help="frames per forward pass (1 is fastest on CPU)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--model", help="model file for the flicker table (default: untrained din-mobilenet-vgg)")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="model name or file (default: the bundled default)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-flicker", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -109,8 +119,7 @@ def main() -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
-        st = Stylizer(create_model("din-mobilenet-vgg"), args.device)
-        st_flicker = Stylizer.from_pretrained(args.model, args.device) if args.model else st
+        st = st_flicker = Stylizer.from_pretrained(args.model, args.device)
     env = {"device": str(st.device), "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_avg_1min": round(os.getloadavg()[0], 2), "dtype": str(getattr(st, "dtype", torch.float32))}
     result: dict = {"env": env}
@@ -127,7 +136,8 @@ def main() -> int:
     print(f"# {env}")
     for r in result.get("speed", []):
         per_cpu = f" ({r['model_frames_per_cpu_s']} frames per CPU-second)" if r["model_frames_per_cpu_s"] else ""
-        print(f"{r['size']:>20}: model {r['model_fps']:7.2f} frames/s{per_cpu}, end-to-end "
+        print(f"{r['size']:>20}: api {r['api_fps']:7.2f} frames/s, video path {r['model_fps']:7.2f} frames/s{per_cpu} "
+              f"(video / api time per frame {r['video_vs_api']}), end-to-end "
               f"(--temporal {r['end_to_end_temporal']}) {r['end_to_end_fps']:7.2f} frames/s")
     if "flicker" in result:
         print(f"\nflicker on the generated clip (model {result['flicker_model']}):")
