@@ -111,6 +111,9 @@ class Runner:
             torch.set_num_threads(threads)
             torch.manual_seed(0)
             from dinstyle.models import create_model
+            from dinstyle.runtime.engine import tune_allocator
+
+            tune_allocator()  # as a Stylizer on the CPU does (runtime/engine.py)
 
             self.torch = torch
             self.model = (create_model("adain") if model == "adain" else din_model(model, din_model_file)).eval()

@@ -246,7 +246,8 @@ def test_refuses_to_overwrite(assets, tmp_path, capsys):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_no_output(assets, tmp_path, sig):
     src = tmp_path / "long.mp4"
-    write_clip(src, synthetic_clip(64, 48, pan=10, static=0, after_cut=0)[0] * 60, audio=False)  # 600 frames
+    # 2400 frames: long enough that the signal always lands mid-run (600 once finished first on a loaded machine)
+    write_clip(src, synthetic_clip(64, 48, pan=10, static=0, after_cut=0)[0] * 240, audio=False)
     out = tmp_path / "out.mp4"
     cmd = [sys.executable, "-m", "dinstyle", "video", str(src), "-o", str(out), "--model",
            str(assets / "tiny.safetensors"), "--style", str(assets / "style.png"), "--style-size", "64",

@@ -26,6 +26,7 @@ from .runtime import controls as controls_px
 from .runtime.codecache import CodeCache
 from .runtime.controls import auto_stroke_map, gray_map, region_masks, resize_long_side
 from .runtime.devices import check_half, pick_device
+from .runtime.engine import tune_allocator
 from .runtime.request import RunRequest, StyleOptions
 from .runtime.runner import run_model
 from .runtime.sources import (CODE, CODE_FILE, IMAGE, ImageLike, StyleLike, StyleSource, check_resizable,
@@ -62,6 +63,8 @@ class Stylizer:
         self.half = self.device.type == "cuda" if half is None else bool(half)
         self.dtype = torch.float16 if self.half else torch.float32
         self.model = model.to(self.device, self.dtype).eval()
+        if self.device.type == "cpu":
+            tune_allocator()  # runtime/engine.py: a third of a CPU pass went to page faults without it
         self.codes = CodeCache()  # codes, loaded code files and style files' hashes, least recently used out
         self._fingerprint: str | None = None
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.din import pad_same
+from ..layers.fast_conv import full_size_contract
 
 
 class Conv(nn.Module):
@@ -23,6 +24,19 @@ class Conv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(pad_same(x, self.k))
         return F.relu(y) if self.act else y
+
+
+class FullSizeContract(nn.Sequential):
+    """``Conv(3, c1, k)``, ``Conv(c1, c2, stride=2)``, then any further blocks, run with the full-size map between
+    the first two kept space-to-depth (``layers.fast_conv.full_size_contract``): the same parameters (so the same
+    state-dict keys) and output, 2-3x faster on a CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, second, *rest = self
+        x = full_size_contract(x, first.conv, second.conv)
+        for block in rest:
+            x = block(x)
+        return x
 
 
 class DWSep(nn.Module):

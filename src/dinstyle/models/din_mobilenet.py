@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.fast_conv import conv_depth_to_space, subpixel_kernel
 from .base import DINContext, StyleTransferNet
 from .din_magenta import MagentaStyleEncoder, group_size
 from .levels import make_din
@@ -85,8 +86,10 @@ class DINMobileNet(StyleTransferNet):
         self.style_encoder = MagentaStyleEncoder({n: (ch, group_size(c, ch), k) for n, ch in channels.items()})
 
     def _conv_din(self, ctx: DINContext, name: str, x: torch.Tensor, shuffle: bool = False) -> torch.Tensor:
-        x = self.convs[name](x)
-        return self.apply_din(ctx, name, F.pixel_shuffle(x, 2) if shuffle else x)
+        conv = self.convs[name]
+        # conv_depth_to_space == pixel_shuffle(conv(x)), without F.pixel_shuffle's slow channels-last copy
+        x = conv_depth_to_space(x, conv.weight, 1) if shuffle else conv(x)
+        return self.apply_din(ctx, name, x)
 
     def encode_content(self, x: torch.Tensor) -> torch.Tensor:
         return self.contract(x)
@@ -138,19 +141,3 @@ def from_teacher(teacher: StyleTransferNet, config: DINMobileNetConfig | None = 
             conv.weight.copy_(tconv.weight)
     student.pretrained = PretrainedInfo(notes={"init": f"from_teacher(blocks={blocks})"})
     return student.eval()
-
-
-
-def subpixel_kernel(w: torch.Tensor) -> torch.Tensor:
-    """(Cout, Cin, 3, 3) kernel of "nearest 2x upsample, then 3x3 conv" -> the (4 Cout, Cin, 3, 3) kernel of the
-    same map as a 3x3 conv at the low size followed by ``pixel_shuffle(2)`` (exact away from the borders).
-    Output phase (py, px) reads the upsampled pixel 2i + py + dy, i.e. low-res row i + floor((py + dy) / 2)."""
-    cout, cin = w.shape[:2]
-    out = w.new_zeros(cout, 2, 2, cin, 3, 3)
-    for py in range(2):
-        for px in range(2):
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    ly, lx = (py + dy) // 2, (px + dx) // 2
-                    out[:, py, px, :, ly + 1, lx + 1] += w[:, :, dy + 1, dx + 1]
-    return out.reshape(4 * cout, cin, 3, 3)  # pixel_shuffle reads channel c * 4 + py * 2 + px
