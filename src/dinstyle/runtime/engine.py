@@ -1,28 +1,30 @@
-"""How the content network runs: PyTorch eager; on the CPU with more than one thread, the image in channels-last
-(NHWC) layout.
+"""How the content network runs: PyTorch eager, in the fast forms of ``layers.fast_conv`` (the models pick them);
+on the CPU with more than one thread the image in channels-last (NHWC) layout; on the CPU, malloc that keeps
+freed blocks.
 
-Chosen by measurement (``python benchmarks/engines.py --compile``, table in ``benchmarks/RESULTS.md``; issue 24):
-din-magenta and din-mobilenet at 256-1024 px on an AVX-512 CPU, with the runner's per-level hook in place.
+Chosen by measurement (``python benchmarks/engines.py --compile``, tables in ``benchmarks/RESULTS.md``; issue 24):
+din-magenta and din-mobilenet at 256-1024 px on a 2-core AVX-512 CPU, with the runner's per-level hook in place.
+At 512 px with 2 threads din-magenta takes 30 ms here against 47 ms in the plain forms, 60 ms on ONNX Runtime
+and 70 ms for Magenta's int8 graph.
 
-* channels-last: with 2 threads 1.1-1.45x faster than NCHW (din-magenta 401 vs 576 ms at 1024), the same output
-  to 0.001/255 (oneDNN's NHWC convolutions); with 1 thread 5-20% slower at 256-512, so NCHW there. Only the input
-  needs the layout: the layers keep it.
-* ``torch.compile``: 1.7-1.9x faster than channels-last on a fixed shape, but only while the hook can be traced.
-  The hooks that whole-image statistics (tiles), time-smoothed statistics (video) and cancellation (the server)
-  need break its graph, and with them it was no faster than eager, after 1.6-6.4 s of compiling per new image
-  size (warm cache; 8-15 s cold).
-* bfloat16 autocast (AVX-512 BF16): 1.1-1.3x over channels-last, but 4-7/255 off the float result (the limit is 2).
-* ONNX Runtime: 1.3-1.9x over channels-last at 512-1024, through ``dinstyle export`` and ``dinstyle.lite``,
-  without the hooks (no tiles with whole-image statistics, no video smoothing, no cancellation inside a pass).
+* The fast forms (``layers.fast_conv``, DIN's fused 1x1 path, two-pass statistics): the convs that ran at full
+  size with 3-16 channels run as exact half-size rewrites, and instance norm + a 1x1 DIN is one pass.
+  1.2-1.6x, within 0.001/255 of the plain forms (``layers.reference``).
+* channels-last: with 2 threads up to 1.45x faster than NCHW, the same output to 0.001/255 (oneDNN's NHWC
+  convolutions); with 1 thread 5-20% slower at 256-512, so NCHW there. Only the input needs the layout.
+* The allocator (``tune_allocator``): a CPU pass allocates a few dozen maps of up to tens of MB. glibc hands
+  every block over its mmap threshold (128 kB, rising to at most 32 MB) back to the kernel on ``free`` and maps it
+  fresh, page faults included, on the next ``malloc``: din-magenta took 38 against 30 ms at 512 px, 193 against
+  126 ms at 1024, and a 12 MP photo 2.6x as long. So a Stylizer on the CPU raises glibc's mmap and trim
+  thresholds to ``KEEP_BYTES``, as PyTorch's CPU guides do with jemalloc or tcmalloc. The cost: up to
+  ``KEEP_BYTES`` of freed memory stays with the process. ``DINSTYLE_MALLOC=system`` leaves malloc alone.
+* Not used, measured: ``torch.compile`` was no faster than these eager forms (39.5 vs 29.9 ms at 512) and compiles
+  3-6 s per new size; the hooks tiles, video and cancellation need break its graph. bfloat16 autocast is 4-8/255
+  off the float result (the limit is 2). ONNX Runtime (``dinstyle export``, ``dinstyle.lite``) runs the plain forms,
+  1.6-2x slower than this, and has no hooks (no tiles with whole-image statistics, no video smoothing, no
+  cancellation inside a pass).
 
-On a GPU the layout is left as it is (not measured there).
-
-* The allocator (``tune_allocator``): a CPU pass allocates a few dozen maps of up to tens of MB. glibc hands every
-  block over 128 kB-32 MB to the kernel on ``free`` and maps it fresh, page faults included, on the next
-  ``malloc``: din-magenta at 512 px spent a third of its time there (48-57 ms a pass, 31-36 ms with the blocks kept;
-  280 against 136 ms at 1024). So a Stylizer on the CPU raises glibc's mmap and trim thresholds to
-  ``KEEP_BYTES``, as PyTorch's CPU guides do with jemalloc or tcmalloc. The cost: up to ``KEEP_BYTES`` of freed
-  memory stays with the process. ``DINSTYLE_MALLOC=system`` leaves malloc alone.
+On a GPU the layout is left as it is and the allocator is PyTorch's own (not measured there).
 """
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ import sys
 
 import torch
 
-WHY = ("measured fastest among the exact engines that keep the per-level hooks tiles, video and cancellation "
-       "need; channels-last only pays with more than one thread (runtime/engine.py, benchmarks/engines.py)")
+WHY = ("measured fastest of the exact engines (eager in the fast forms beat torch.compile and ONNX Runtime) and it "
+       "keeps the per-level hooks tiles, video and cancellation need; channels-last only pays with more than one "
+       "thread (runtime/engine.py, benchmarks/engines.py)")
 
 
 def _channels_last(device: torch.device) -> bool:
