@@ -251,8 +251,8 @@ def test_interrupt_leaves_no_output(assets, tmp_path, sig):
     cmd = [sys.executable, "-m", "dinstyle", "video", str(src), "-o", str(out), "--model",
            str(assets / "tiny.safetensors"), "--style", str(assets / "style.png"), "--style-size", "64",
            "--batch-size", "1", "--quiet"]
-    # A child inherits an ignored SIGINT, and Python then never raises KeyboardInterrupt: twice in the full suite
-    # (never alone) the child ran to the end and exited 0, as such a child does. It starts as a shell's would.
+    # A child inherits an ignored SIGINT (a suite started with `nohup ... &` has it ignored) and Python then never
+    # raises KeyboardInterrupt: the child ran to the end and exited 0. It starts as a foreground shell's would.
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 40

@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The ``dinstyle`` command (and ``python -m dinstyle``): ``main``, then exit with its code. After an interrupt
     (Ctrl-C, SIGTERM: 130) every file is already cleaned up and the error printed, so the process ends at once,
-    without the interpreter's teardown: there, native threads an interrupted job leaves (FFmpeg's, the profiler's)
-    crashed the process with SIGSEGV about 1 in 20 interrupted ``dinstyle video`` runs on a loaded machine, and
-    the exit code said "crash" instead of 130. ``main`` itself stays callable in-process."""
+    without the interpreter's teardown: there, something an interrupted job leaves behind (cause not found;
+    FFmpeg's threads are suspected) crashed the process with SIGSEGV in about 1 in 16 interrupted
+    ``dinstyle video`` tests on a loaded machine, and the exit code said "crash" instead of 130. ``main`` itself stays callable in-process."""
     code = main()
     if code == 130:
         sys.stdout.flush()

@@ -12,7 +12,7 @@ size on 4x the channels (space-to-depth), where it is shaped like the convs the 
 * ``full_size_contract``: a full-size conv, then a stride-2 conv, with the map between them kept space-to-depth
   (the stride-2 conv becomes a 2x2 conv on it).
 
-All derive their kernels from the layer's own weights on every call (a few thousand numbers, microseconds), so
+All derive their kernels from the layer's own weights on every call (din-magenta's five: 0.26 ms a pass, 1%), so
 model files, training and gradients are unchanged. Each has its plain form beside it, which the tests hold it
 to and which runs under ``layers.reference.reference_forms`` and in ONNX export.
 """

@@ -9,7 +9,7 @@ and 70 ms for Magenta's int8 graph.
 
 * The fast forms (``layers.fast_conv``, DIN's fused 1x1 path, two-pass statistics): the convs that ran at full
   size with 3-16 channels run as exact half-size rewrites, and instance norm + a 1x1 DIN is one pass.
-  1.2-1.6x, within 0.001/255 of the plain forms (``layers.reference``).
+  1.4-1.6x (1 and 2 threads, 256-1024 px), within 0.001/255 of the plain forms (``layers.reference``).
 * channels-last: with 2 threads up to 1.45x faster than NCHW, the same output to 0.001/255 (oneDNN's NHWC
   convolutions); with 1 thread 5-20% slower at 256-512, so NCHW there. Only the input needs the layout.
 * The allocator (``tune_allocator``): a CPU pass allocates a few dozen maps of up to tens of MB. glibc hands

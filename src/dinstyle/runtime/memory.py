@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import threading
 import weakref
@@ -148,16 +147,15 @@ def _measure_peak(model: StyleTransferNet, code: Optional[StyleCode], size: int)
         # CPU activity is enough: an allocator reports to the profiler whatever device it serves
         prof = profiler.profile(profile_memory=True)
         try:
-            with _signals_held():
-                with _quiet_stderr():  # some torch builds log two lines when a profiler starts and stops
-                    prof.__enter__()
-                try:
-                    x = torch.rand(1, 3, size, size, device=p.device, dtype=p.dtype)
-                    type(model).stylize(model, engine_input(x), code)  # the class's: a spy on the instance sees only real passes
-                    del x
-                finally:
-                    with _quiet_stderr():
-                        prof.__exit__(None, None, None)
+            with _quiet_stderr():  # some torch builds log two lines when a profiler starts and stops
+                prof.__enter__()
+            try:
+                x = torch.rand(1, 3, size, size, device=p.device, dtype=p.dtype)
+                type(model).stylize(model, engine_input(x), code)  # the class's: a spy on the instance sees only real passes
+                del x
+            finally:
+                with _quiet_stderr():
+                    prof.__exit__(None, None, None)
             events = sorted((e for e in prof.kineto_results.events() if e.name() == "[memory]"
                              and e.device_type().name.lower() == p.device.type), key=lambda e: e.start_ns())
         except (RuntimeError, AttributeError):  # the profiler's API moved, or it refused to start
@@ -167,22 +165,6 @@ def _measure_peak(model: StyleTransferNet, code: Optional[StyleCode], size: int)
         live += e.nbytes()  # negative for a free
         peak = max(peak, live)
     return peak or None
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Ctrl-C and SIGTERM wait (pending) while the profiler starts, runs and stops, a few ms at ``PROBE``, and
-    arrive right after: an interrupt inside its start or stop left it half torn down, and the process then died
-    with SIGSEGV at exit instead of exiting 130 (1 in 60 interrupted ``dinstyle video`` runs on a loaded machine).
-    Only the main thread receives signals; elsewhere there is nothing to hold."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextlib.contextmanager
